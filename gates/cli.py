@@ -1,0 +1,129 @@
+"""The `gates` command: run the flow, check a config, write demo data.
+
+Exit codes: 0 promoted (or the command succeeded), 1 a gate blocked, 2 bad input (config).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gates.config import ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Validation gates for scheduled retraining runs.")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Pipeline config YAML.")]
+
+
+def _load(config: Path):
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+def _date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        err.print(f"{name}: {value!r} is not a date (YYYY-MM-DD)", style="red")
+        raise typer.Exit(2) from None
+
+
+@app.command("validate-config")
+def validate_config(file: Annotated[Path, typer.Argument(help="Pipeline config YAML.")]) -> None:
+    """Check a config file; exit 2 naming the field if it is wrong."""
+    cfg = _load(file)
+    console.print(f"[green]ok[/] {file}: pipeline {cfg.name!r}, {len(cfg.data.features.all)} features, "
+                  f"primary metric {cfg.model.primary_metric}")
+
+
+@app.command("demo-data")
+def demo_data(
+    config: ConfigOpt = Path("configs/demo.yaml"),
+    days: Annotated[int | None, typer.Option(help="Days to write (default: window + 30).")] = None,
+    rows_per_day: Annotated[int, typer.Option(help="Average rows per day.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed; a partition depends only on seed and date.")] = 7,
+    end: Annotated[str | None, typer.Option(help="Last day written (default: yesterday).")] = None,
+) -> None:
+    """Write the demo partitions the config points at; partitions already there are kept."""
+    from gates.demo_data import write_demo_data
+
+    cfg = _load(config)
+    last = _date(end, "--end") or dt.date.today() - dt.timedelta(days=1)
+    n = days or cfg.data.window_days + 30
+    written = write_demo_data(Path(cfg.data.path), last, days=n, rows_per_day=rows_per_day, seed=seed,
+                              fmt=cfg.data.format.value, key=cfg.data.partition_key)
+    console.print(f"demo data: {len(written)} new partition(s) written under {cfg.data.path} "
+                  f"({n} days ending {last})")
+
+
+@app.command("run")
+def run(
+    config: ConfigOpt,
+    run_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the run summary here.")] = None,
+) -> None:
+    """Run the retraining flow; exit 0 when the model was promoted, 1 when a gate blocked."""
+    cfg = _load(config)
+    day = _date(run_date, "--run-date")
+    from flows.retrain import retrain
+
+    state = retrain(str(config), day.isoformat() if day else None, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    from flows.retrain import RunSummary
+
+    if not isinstance(summary, RunSummary):
+        err.print(f"flow run {state.name}: {state.message or summary}", style="red")
+        raise typer.Exit(1)
+    _print_summary(summary, cfg)
+    if json_out:
+        json_out.write_text(summary.model_dump_json(indent=2))
+    raise typer.Exit(0 if summary.promoted_version else 1)
+
+
+def _print_summary(summary, cfg) -> None:
+    from gates.report import rich_table
+
+    console.print(rich_table(summary.report))
+    metric = summary.primary_metric
+    cand = summary.metrics.get(metric)
+    if cand is not None:
+        parts = [f"candidate {metric} {cand:.4f}"]
+        parts += [f"{n} {m.get(metric, float('nan')):.4f}" for n, m in summary.baseline_metrics.items()]
+        if summary.champion_metrics:
+            parts.append(f"champion v{summary.champion_before} {summary.champion_metrics.get(metric, float('nan')):.4f}")
+        else:
+            parts.append("no champion yet (first run)")
+        console.print(" | ".join(parts))
+    for note in summary.notes:
+        console.print(f"[dim]note: {note}[/]")
+    style = "green" if summary.promoted_version else "red"
+    console.print(f"[{style}]{summary.headline}[/]", highlight=False)
+    if summary.promoted_version:
+        console.print(f"promoted: {cfg.mlflow.registered_model} version {summary.promoted_version} "
+                      f"is now @{cfg.mlflow.champion_alias}")
+    else:
+        console.print(f"not promoted: @{cfg.mlflow.champion_alias} unchanged "
+                      f"({'version ' + summary.champion_before if summary.champion_before else 'none'})")
+    console.print(f"MLflow run {summary.mlflow_run_id}: mlflow ui --backend-store-uri {summary.tracking_uri}")
+    console.print("Prefect UI: prefect server start  (then open http://127.0.0.1:4200)")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,392 @@
+"""The pipeline config: one YAML file per pipeline, validated by pydantic.
+
+Every threshold a gate uses is a field here, with its default documented, so it appears in the
+config, the report and MLflow. Unknown fields are rejected: a typo never silently falls back to
+a default.
+"""
+
+from __future__ import annotations
+
+import importlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gates.results import Severity
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the field and what is allowed."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --------------------------------------------------------------------------- data and split
+
+
+class DataFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+
+
+class Cadence(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class FeaturesConfig(Strict):
+    numeric: list[str] = Field(default_factory=list, description="Numeric model inputs.")
+    categorical: list[str] = Field(default_factory=list, description="Categorical model inputs.")
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class DataConfig(Strict):
+    path: Path = Field(description="Root of the hive-partitioned data: <path>/<key>=<value>/*.")
+    format: DataFormat = DataFormat.PARQUET
+    partition_key: str = "date"
+    cadence: Cadence = Cadence.DAILY
+    window_days: int = Field(60, ge=2, description="Days of partitions the run trains on.")
+    timestamp: str = Field(description="Event time column; splits and leakage checks use it.")
+    target: str
+    entity_id: str | None = None
+    features: FeaturesConfig
+    slices: list[str] = Field(default_factory=list, description="Columns to slice metrics by.")
+    serving_features: list[str] | None = Field(
+        None, description="Features available at prediction time; default: all features."
+    )
+
+    @model_validator(mode="after")
+    def _features_disjoint(self) -> DataConfig:
+        if not self.features.all:
+            raise ValueError("data.features: name at least one numeric or categorical feature")
+        overlap = set(self.features.numeric) & set(self.features.categorical)
+        if overlap:
+            raise ValueError(f"data.features: {sorted(overlap)} listed as both numeric and categorical")
+        if self.target in self.features.all:
+            raise ValueError(f"data.features: the target {self.target!r} cannot also be a feature")
+        return self
+
+
+class SplitStrategy(StrEnum):
+    TIME = "time"
+    RANDOM = "random"
+
+
+class SplitConfig(Strict):
+    strategy: SplitStrategy = SplitStrategy.TIME
+    test_days: int = Field(7, ge=1, description="Newest days held out for the test split.")
+    gap_days: int = Field(0, ge=0, description="Days dropped between train and test.")
+    entity_aware: bool = Field(False, description="Keep each entity wholly in train or in test.")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="Only for strategy: random.")
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------- model
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+METRIC_DIRECTIONS: dict[str, bool] = {
+    # metric -> greater_is_better
+    "roc_auc": True,
+    "f1": True,
+    "accuracy": True,
+    "log_loss": False,
+    "brier": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+}
+CLASSIFICATION_METRICS = ("roc_auc", "f1", "accuracy", "log_loss", "brier")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+class EstimatorConfig(Strict):
+    estimator: str = Field(description="Import path of a scikit-learn estimator class.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    def _importable(cls, value: str) -> str:
+        import_object(value, field="estimator")
+        return value
+
+
+class NumericPreprocessing(Strict):
+    impute: Literal["median", "mean", "none"] = "median"
+    scale: bool = True
+
+
+class CategoricalPreprocessing(Strict):
+    impute: Literal["most_frequent", "constant", "none"] = "constant"
+    encode: Literal["onehot", "ordinal"] = "onehot"
+
+
+class ModelConfig(EstimatorConfig):
+    pipeline: str | None = Field(
+        None,
+        description="'module:function' returning an unfitted sklearn Pipeline; replaces the "
+        "built-in preprocessing + estimator when set.",
+    )
+    numeric_preprocessing: NumericPreprocessing = Field(default_factory=NumericPreprocessing)
+    categorical_preprocessing: CategoricalPreprocessing = Field(
+        default_factory=CategoricalPreprocessing
+    )
+    baseline: EstimatorConfig | None = Field(
+        None, description="A simple model the candidate must beat, besides the dummy."
+    )
+    primary_metric: str = "roc_auc"
+
+    @field_validator("pipeline")
+    def _pipeline_importable(cls, value: str | None) -> str | None:
+        if value is not None:
+            import_object(value, field="pipeline")
+        return value
+
+
+# --------------------------------------------------------------------------- gates
+
+
+class GateSettings(Strict):
+    enabled: bool = True
+    severity: Severity = Severity.BLOCK
+
+
+class ContractGate(GateSettings):
+    """Great Expectations suite, validated per partition."""
+
+    unexpected_samples: int = Field(5, ge=0, description="Failing values shown per expectation.")
+
+
+class PartitionsGate(GateSettings):
+    short_ratio: float = Field(
+        0.5, gt=0, lt=1, description="A partition with fewer rows than this share of the "
+        "trailing median is short."
+    )
+    max_lag_days: int = Field(
+        1, ge=0, description="The newest partition may be at most this many days before the run date."
+    )
+    min_rows: int = Field(1, ge=0, description="A partition with fewer rows is empty.")
+    workers: int = Field(4, ge=1, description="Partitions read and validated in parallel.")
+
+
+class DriftGate(GateSettings):
+    severity: Severity = Severity.BLOCK
+    psi_warn: float = 0.1
+    psi_block: float = 0.25
+    ks_warn: float = 0.1
+    ks_block: float = 0.3
+    js_warn: float = 0.05
+    js_block: float = 0.2
+    null_rate_warn: float = 0.02
+    null_rate_block: float = 0.1
+    new_category_share_block: float = Field(
+        0.01, description="Share of rows in categories the reference never saw."
+    )
+    bins: int = Field(10, ge=2, le=100)
+    sample_rows: int = Field(200_000, ge=1000, description="Rows sampled for KS statistics.")
+
+
+class LabelShiftGate(GateSettings):
+    warn: float = Field(0.02, description="Absolute change in the positive rate (or mean target).")
+    block: float = Field(0.08, description="Absolute change that blocks.")
+
+
+class TimeOrderGate(GateSettings):
+    pass
+
+
+class RowOverlapGate(GateSettings):
+    max_share: float = Field(0.001, ge=0, le=1, description="Share of test rows also in train.")
+
+
+class TargetLeakageGate(GateSettings):
+    max_single_feature_auc: float = Field(0.95, description="One-feature ROC AUC that blocks.")
+    max_single_feature_r2: float = Field(0.9, description="One-feature R² that blocks (regression).")
+    allow: list[str] = Field(default_factory=list, description="Features known to be strong.")
+    sample_rows: int = Field(50_000, ge=1000)
+
+
+class PerfectMetricGate(GateSettings):
+    ceilings: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.995, "accuracy": 0.995, "r2": 0.995},
+        description="Candidate metrics at or above these look like leakage.",
+    )
+
+
+class PreprocessingFitGate(GateSettings):
+    rtol: float = Field(1e-6, description="Tolerance when matching learned statistics.")
+
+
+class ServingAvailabilityGate(GateSettings):
+    max_future_share: float = Field(
+        0.0, description="Share of rows whose feature timestamps come after prediction time."
+    )
+
+
+class ServingSkewGate(GateSettings):
+    sample_rows: int = Field(1000, ge=10)
+    atol: float = 1e-6
+
+
+class BaselineGate(GateSettings):
+    min_improvement: float = Field(
+        0.01, ge=0, description="The candidate must beat every baseline by this much (absolute)."
+    )
+
+
+class ChampionGate(GateSettings):
+    max_regression: float = Field(
+        0.005, ge=0, description="Absolute loss in the primary metric tolerated against the champion."
+    )
+
+
+class MetricSanityGate(GateSettings):
+    pass
+
+
+class SlicesGate(GateSettings):
+    floor: float | None = Field(None, description="Primary metric floor on every slice.")
+    max_regression: float = Field(0.03, ge=0, description="Per-slice loss against the champion.")
+    min_count: int = Field(200, ge=1, description="Slices with fewer test rows are reported only.")
+
+
+class PredictionsGate(GateSettings):
+    max_rate_change: float = Field(
+        0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion."
+    )
+
+
+class ArtifactGate(GateSettings):
+    timeout_seconds: int = Field(180, ge=5, description="Fresh-process load must finish in this.")
+    golden_rows: int = Field(200, ge=1, description="Rows whose predictions must reproduce.")
+    atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
+
+
+class GatesConfig(Strict):
+    contract: ContractGate = Field(default_factory=ContractGate)
+    partitions: PartitionsGate = Field(default_factory=PartitionsGate)
+    drift: DriftGate = Field(default_factory=DriftGate)
+    label_shift: LabelShiftGate = Field(default_factory=LabelShiftGate)
+    time_order: TimeOrderGate = Field(default_factory=TimeOrderGate)
+    row_overlap: RowOverlapGate = Field(default_factory=RowOverlapGate)
+    target_leakage: TargetLeakageGate = Field(default_factory=TargetLeakageGate)
+    perfect_metric: PerfectMetricGate = Field(default_factory=PerfectMetricGate)
+    preprocessing_fit: PreprocessingFitGate = Field(default_factory=PreprocessingFitGate)
+    serving_availability: ServingAvailabilityGate = Field(default_factory=ServingAvailabilityGate)
+    serving_skew: ServingSkewGate = Field(default_factory=ServingSkewGate)
+    baseline: BaselineGate = Field(default_factory=BaselineGate)
+    champion: ChampionGate = Field(default_factory=ChampionGate)
+    metric_sanity: MetricSanityGate = Field(default_factory=MetricSanityGate)
+    slices: SlicesGate = Field(default_factory=SlicesGate)
+    predictions: PredictionsGate = Field(default_factory=PredictionsGate)
+    artifact: ArtifactGate = Field(default_factory=ArtifactGate)
+
+
+# --------------------------------------------------------------------------- tracking
+
+
+class MlflowConfig(Strict):
+    tracking_uri: str = Field("sqlite:///mlflow.db", description="Relative SQLite paths resolve "
+                              "against the working directory.")
+    artifact_root: Path = Field(Path("mlartifacts"), description="Where run artifacts are stored.")
+    experiment: str
+    registered_model: str
+    champion_alias: str = "champion"
+
+
+class ExportConfig(Strict):
+    dir: Path = Field(Path("models"), description="Where the exported model files are written.")
+
+
+class PipelineConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lower-case, digits and '-'.")
+    task: Task = Task.CLASSIFICATION
+    data: DataConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig
+    expectations: Path = Field(description="Great Expectations suite JSON, e.g. expectations/x.json.")
+    mlflow: MlflowConfig
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> PipelineConfig:
+        allowed = CLASSIFICATION_METRICS if self.task is Task.CLASSIFICATION else REGRESSION_METRICS
+        if self.model.primary_metric not in allowed:
+            raise ValueError(
+                f"model.primary_metric: {self.model.primary_metric!r} is not a {self.task.value} "
+                f"metric; allowed: {', '.join(allowed)}"
+            )
+        return self
+
+    @property
+    def greater_is_better(self) -> bool:
+        return METRIC_DIRECTIONS[self.model.primary_metric]
+
+    @property
+    def serving_features(self) -> list[str]:
+        return self.data.serving_features if self.data.serving_features is not None else self.data.features.all
+
+
+def import_object(path: str, *, field: str) -> Any:
+    """Import 'pkg.mod.Name' or 'pkg.mod:name'; the error names the config field."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"{path!r} is not an import path like 'sklearn.linear_model.LogisticRegression'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid config"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; see configs/demo.yaml for every field)"
+        elif err["type"] == "enum":
+            msg = f"{msg}; got {err.get('input')!r}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> PipelineConfig:
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a YAML config; raises ConfigError naming the field on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields at the top level")
+    return parse_config(raw, str(path))

@@ -1,0 +1,39 @@
+"""What one run knows so far; each stage fills in its part and the gates read it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gates.config import PipelineConfig
+from gates.export import Exported
+from gates.ingest import Ingested
+from gates.split import Split
+from gates.tracking import Champion
+
+
+@dataclass
+class RunContext:
+    cfg: PipelineConfig
+    run_date: dt.date
+    run_id: str = ""
+    ingested: Ingested | None = None
+    frame: pd.DataFrame | None = None
+    reference: dict[str, Any] | None = None  # profile stored with the champion's run
+    split: Split | None = None
+    model: Any = None
+    baselines: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    scores: np.ndarray | None = None
+    baseline_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    champion: Champion | None = None
+    champion_model: Any = None
+    champion_metrics: dict[str, float] | None = None
+    champion_scores: np.ndarray | None = None
+    champion_error: str | None = None
+    exported: Exported | None = None
+    notes: list[str] = field(default_factory=list)  # stated rules applied, e.g. first run

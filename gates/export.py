@@ -1,0 +1,102 @@
+"""Export the model twice (MLflow model and joblib file), atomically, with checksums.
+
+The artifact gates then prove, in a fresh process, that these exact files load and predict
+what the model predicted in memory. Promotion registers only what they verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from gates.config import PipelineConfig
+from gates.evaluation import predict_scores
+
+
+@dataclass
+class Exported:
+    dir: Path
+    joblib_path: Path
+    mlflow_model_dir: Path
+    model_uri: str
+    golden_path: Path
+    checksums: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksums(paths: list[Path], root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha256(p) for p in sorted(paths)}
+
+
+def atomic_write_bytes(path: Path, write) -> Path:
+    """Write through a temporary file in the same folder, then rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def library_versions() -> dict[str, str]:
+    import mlflow
+    import sklearn
+
+    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+            "joblib": joblib.__version__, "mlflow": mlflow.__version__}
+
+
+def export_model(model, test: pd.DataFrame, cfg: PipelineConfig, run_id: str, golden_rows: int) -> Exported:
+    """Log the MLflow model to the active run and write a joblib copy plus a golden sample."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    out = Path(cfg.export.dir).resolve() / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    X = test[cfg.data.features.all]
+    golden = X.sample(n=min(golden_rows, len(X)), random_state=0).reset_index(drop=True)
+    scores = predict_scores(model, golden, cfg.task)
+    golden_path = out / "golden.parquet"
+    atomic_write_bytes(golden_path, lambda tmp: golden.assign(__expected__=scores).to_parquet(tmp, index=False))
+
+    joblib_path = atomic_write_bytes(out / "model.joblib", lambda tmp: joblib.dump(model, tmp))
+    signature = infer_signature(golden, scores)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=golden.head(5),
+        serialization_format="cloudpickle",
+        pip_requirements=[f"{k}=={v}" for k, v in library_versions().items()],
+    )
+    local_model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    files = [p for p in local_model_dir.rglob("*") if p.is_file()]
+    sums = {f"mlflow/{k}": v for k, v in checksums(files, local_model_dir).items()}
+    sums["model.joblib"] = sha256(joblib_path)
+    versions = library_versions()
+    (out / "manifest.json").write_text(json.dumps(
+        {"model_uri": info.model_uri, "checksums": sums, "versions": versions}, indent=2))
+    return Exported(dir=out, joblib_path=joblib_path, mlflow_model_dir=local_model_dir,
+                    model_uri=info.model_uri, golden_path=golden_path, checksums=sums, versions=versions)

@@ -1,0 +1,89 @@
+"""The one place reports are rendered: markdown for Prefect and MLflow, rich for the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gates.results import GateReport, GateResult, Status
+
+ICONS = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥"}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _kv(values: dict[str, Any], limit: int = 6) -> str:
+    items = list(values.items())
+    text = ", ".join(f"{k}={_fmt(v)}" for k, v in items[:limit])
+    return text + (f", +{len(items) - limit} more" if len(items) > limit else "")
+
+
+def headline(report: GateReport) -> str:
+    """One sentence: what blocked, or that everything passed."""
+    if not report.blocked:
+        warns = len(report.warnings)
+        return "All blocking gates passed" + (f" ({warns} warning(s))" if warns else "")
+    first = report.blocking[0]
+    others = [r.name for r in report.blocking[1:]]
+    tail = f" (also blocked: {', '.join(others)})" if others else ""
+    return f"Blocked by gate '{first.name}' ({first.family.value}): {first.summary}{tail}"
+
+
+def table_rows(report: GateReport) -> list[dict[str, str]]:
+    """Rows for the Prefect table artifact."""
+    return [
+        {"gate": r.name, "family": r.family.value, "status": r.status.value,
+         "severity": r.severity.value, "summary": r.summary[:300],
+         "measured": _kv(r.measured), "threshold": _kv(r.threshold), "seconds": f"{r.seconds:.2f}"}
+        for r in report.results
+    ]
+
+
+def markdown(report: GateReport, context: dict[str, Any] | None = None) -> str:
+    context = context or {}
+    lines = [f"# Retrain gates: **{report.verdict.upper()}**", "", headline(report), ""]
+    if context:
+        lines += ["| | |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in context.items()] + [""]
+    if report.blocking:
+        lines += ["## What blocked", ""]
+        for r in report.blocking:
+            lines += _detail(r)
+    if report.warnings:
+        lines += ["## Warnings", ""]
+        for r in report.warnings:
+            lines += _detail(r)
+    lines += ["## Every gate", "", "| gate | family | status | summary | seconds |",
+              "|---|---|---|---|---|"]
+    for r in report.results:
+        summary = r.summary.replace("|", "\\|")[:200]
+        lines.append(f"| {r.name} | {r.family.value} | {ICONS[r.status]} {r.status.value} | "
+                     f"{summary} | {r.seconds:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _detail(r: GateResult) -> list[str]:
+    out = [f"### {ICONS[r.status]} {r.name} ({r.family.value}, severity {r.severity.value})", "",
+           r.summary, ""]
+    out += [f"- {e}" for e in r.evidence[:12]]
+    if r.measured:
+        out.append(f"- measured: {_kv(r.measured, 12)}")
+    if r.threshold:
+        out.append(f"- threshold: {_kv(r.threshold, 12)}")
+    if r.hint:
+        out += ["", f"**Next:** {r.hint}"]
+    return out + [""]
+
+
+def rich_table(report: GateReport):
+    from rich.table import Table
+
+    colors = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.ERROR: "magenta"}
+    table = Table(title=f"Gates: {report.verdict}", show_lines=False)
+    for col in ("gate", "family", "status", "summary"):
+        table.add_column(col, overflow="fold")
+    for r in report.results:
+        table.add_row(r.name, r.family.value, f"[{colors[r.status]}]{r.status.value}[/]", r.summary[:160])
+    return table
