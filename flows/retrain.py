@@ -24,7 +24,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, report, tracking  # noqa: E402
-from gates.config import PipelineConfig, load_config  # noqa: E402
+from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.evaluation import evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
@@ -99,6 +99,11 @@ def promote_task(ctx: RunContext) -> str:
     return tracking.promote(ctx.cfg, ctx.exported.model_uri, ctx.run_id)
 
 
+def run_hooks(paths: list[str], ctx: RunContext) -> None:
+    for path in paths:
+        import_object(path, field="hooks")(ctx)
+
+
 def run_stage(stage: str, specs: list[GateSpec], gate_report: GateReport) -> bool:
     """Run a stage's gates in parallel; every future is resolved so no failure is lost."""
     futures = [gate_task.submit(spec.name, spec) for spec in specs]
@@ -132,6 +137,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     mlflow.log_metrics({"data.rows": fingerprint["rows"], "data.partitions": fingerprint["partitions"]})
     mlflow.set_tag("data.content_sha256", fingerprint["content_sha256"])
     ctx.frame = ctx.ingested.combined()
+    run_hooks(cfg.hooks.after_ingest, ctx)
     if hasattr(data_gates, "prepare"):
         data_gates.prepare(ctx)
 
@@ -153,7 +159,9 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     if not run_stage("model", [*leakage_gates.plan_after_training(ctx), *model_gates.plan(ctx)], gates):
         return
 
+    run_hooks(cfg.hooks.before_export, ctx)
     ctx.exported = export_task(ctx)
+    run_hooks(cfg.hooks.after_export, ctx)
     summary.stages_run.append("export")
     mlflow.log_dict(ctx.exported.checksums, "model_checksums.json")
     summary.model_uri = ctx.exported.model_uri

@@ -309,6 +309,26 @@ class ExportConfig(Strict):
     dir: Path = Field(Path("models"), description="Where the exported model files are written.")
 
 
+class HooksConfig(Strict):
+    """Your own steps, as 'module:function' callables taking the run context.
+
+    after_ingest may transform `ctx.frame` (a feature step outside the model pipeline: the
+    serving-skew gate checks it does not change what the model sees); before_export and
+    after_export run around the export (signing, uploading, ...), and the artifact gates verify
+    whatever they leave behind.
+    """
+
+    after_ingest: list[str] = Field(default_factory=list)
+    before_export: list[str] = Field(default_factory=list)
+    after_export: list[str] = Field(default_factory=list)
+
+    @field_validator("after_ingest", "before_export", "after_export")
+    def _importable(cls, value: list[str]) -> list[str]:
+        for item in value:
+            import_object(item, field="hooks")
+        return value
+
+
 class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lower-case, digits and '-'.")
     task: Task = Task.CLASSIFICATION
@@ -319,6 +339,7 @@ class PipelineConfig(Strict):
     mlflow: MlflowConfig
     export: ExportConfig = Field(default_factory=ExportConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> PipelineConfig:

@@ -79,7 +79,7 @@ def test_blocked_run_leaves_the_champion(make_config, data_dir):
     config = make_config()
     state, _ = run_flow(config)
     assert state.is_completed()
-    part = next(data_dir.glob("*/part-0.parquet"))
+    part = sorted(data_dir.glob("*/part-0.parquet"))[-1]
     part.write_bytes(b"not parquet")
     state, summary = run_flow(config)
     assert state.is_failed() and str(part) in state.message
