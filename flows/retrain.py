@@ -7,8 +7,10 @@ never moves the champion alias.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import time
 from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -42,6 +44,7 @@ class RunSummary(BaseModel):
     verdict: str
     headline: str
     stages_run: list[str] = Field(default_factory=list)
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
     mlflow_run_id: str = ""
     experiment_id: str = ""
     tracking_uri: str = ""
@@ -125,10 +128,28 @@ def _next_stage(done: list[str]) -> str:
 
 
 
+class _Timer:
+    """Adds the seconds of a block to summary.stage_seconds[name]."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        self.summary = summary
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            secs = time.perf_counter() - started
+            self.summary.stage_seconds[name] = round(self.summary.stage_seconds.get(name, 0.0) + secs, 4)
+
+
 def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     """The pipeline proper; returns early at the first stage whose gates block."""
     cfg = ctx.cfg
-    ctx.ingested = ingest_task(cfg, ctx.run_date)
+    timed = _Timer(summary)
+    with timed("ingest"):
+        ctx.ingested = ingest_task(cfg, ctx.run_date)
     summary.stages_run.append("ingest")
     fingerprint = ctx.ingested.fingerprint()
     mlflow.log_dict(fingerprint, "data/fingerprint.json")
@@ -141,34 +162,47 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     if hasattr(data_gates, "prepare"):
         data_gates.prepare(ctx)
 
-    if not run_stage("data", data_gates.plan(ctx), gates):
+    with timed("gates.data"):
+        ok = run_stage("data", data_gates.plan(ctx), gates)
+    if not ok:
         return
-    ctx.split = split_task(ctx)
+    with timed("split"):
+        ctx.split = split_task(ctx)
     summary.stages_run.append("split")
     mlflow.log_metrics({f"split.{k}": v for k, v in ctx.split.sizes.items()})
-    if not run_stage("leakage", leakage_gates.plan_before_training(ctx), gates):
+    with timed("gates.leakage"):
+        ok = run_stage("leakage", leakage_gates.plan_before_training(ctx), gates)
+    if not ok:
         return
 
-    ctx.model, ctx.baselines = train_task(ctx)
+    with timed("train"):
+        ctx.model, ctx.baselines = train_task(ctx)
     summary.stages_run.append("train")
-    evaluate_task(ctx)
+    with timed("evaluate"):
+        evaluate_task(ctx)
     summary.stages_run.append("evaluate")
     mlflow.log_metrics({f"test.{k}": v for k, v in ctx.metrics.items()})
     for name, scores in ctx.baseline_metrics.items():
         mlflow.log_metrics({f"baseline.{name}.{k}": v for k, v in scores.items()})
-    if not run_stage("model", [*leakage_gates.plan_after_training(ctx), *model_gates.plan(ctx)], gates):
+    with timed("gates.model"):
+        ok = run_stage("model", [*leakage_gates.plan_after_training(ctx), *model_gates.plan(ctx)], gates)
+    if not ok:
         return
 
     run_hooks(cfg.hooks.before_export, ctx)
-    ctx.exported = export_task(ctx)
+    with timed("export"):
+        ctx.exported = export_task(ctx)
     run_hooks(cfg.hooks.after_export, ctx)
     summary.stages_run.append("export")
     mlflow.log_dict(ctx.exported.checksums, "model_checksums.json")
     summary.model_uri = ctx.exported.model_uri
-    if not run_stage("artifact", artifact_gates.plan(ctx), gates):
+    with timed("gates.artifact"):
+        ok = run_stage("artifact", artifact_gates.plan(ctx), gates)
+    if not ok:
         return
 
-    summary.promoted_version = promote_task(ctx)
+    with timed("promote"):
+        summary.promoted_version = promote_task(ctx)
     summary.stages_run.append("promote")
 
 

@@ -1,0 +1,49 @@
+"""Seconds per stage of the whole flow, and the gates' share of it, on the demo and on 1M rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import yaml
+
+from gates.demo_data import write_demo_data
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_DATE = dt.date(2026, 6, 30)
+
+
+def _config(work: Path, rows_per_day: int) -> Path:
+    data = work / "data"
+    write_demo_data(data, RUN_DATE - dt.timedelta(days=1), days=60, rows_per_day=rows_per_day)
+    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    raw["data"]["path"] = str(data)
+    raw["expectations"] = str(REPO / "expectations" / "churn.json")
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{work / 'mlflow.db'}"
+    raw["mlflow"]["artifact_root"] = str(work / "mlartifacts")
+    raw["export"]["dir"] = str(work / "models")
+    path = work / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def run(work: Path) -> list[dict]:
+    from flows.retrain import retrain
+
+    rows = []
+    for case, per_day in (("demo (2k rows/day x 60 days)", 2000), ("1M rows (60 partitions)", 16_700)):
+        case_dir = work / str(per_day)
+        case_dir.mkdir(parents=True)
+        config = _config(case_dir, per_day)
+        state = retrain(str(config), RUN_DATE.isoformat(), return_state=True)
+        summary = state.result(raise_on_failure=False)
+        stages = summary.stage_seconds
+        total = sum(stages.values())
+        gate_secs = sum(v for k, v in stages.items() if k.startswith("gates."))
+        n = int(summary.report.by_name("partitions").measured.get("rows", 0))
+        row = {"section": "flow", "case": case, "verdict": summary.verdict, "rows": n,
+               "seconds": round(total, 2), "rows_per_second": round(n / total, 1) if total else 0.0,
+               "gate_share": round(gate_secs / total, 3) if total else 0.0}
+        row.update({f"s.{k}": round(v, 2) for k, v in stages.items()})
+        rows.append(row)
+    return rows
