@@ -171,7 +171,8 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     summary.stages_run.append("split")
     mlflow.log_metrics({f"split.{k}": v for k, v in ctx.split.sizes.items()})
     with timed("gates.leakage"):
-        ok = run_stage("leakage", leakage_gates.plan_before_training(ctx), gates)
+        ok = run_stage("leakage", [*data_gates.plan_after_split(ctx),
+                                   *leakage_gates.plan_before_training(ctx)], gates)
     if not ok:
         return
 
@@ -197,7 +198,8 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     mlflow.log_dict(ctx.exported.checksums, "model_checksums.json")
     summary.model_uri = ctx.exported.model_uri
     with timed("gates.artifact"):
-        ok = run_stage("artifact", artifact_gates.plan(ctx), gates)
+        ok = run_stage("artifact", [*artifact_gates.plan(ctx), *leakage_gates.plan_after_export(ctx)],
+                       gates)
     if not ok:
         return
 

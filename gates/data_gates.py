@@ -110,3 +110,8 @@ def plan(ctx) -> list:
         *plan_gate("partitions", Family.DATA, g.partitions, check_partitions, ctx.ingested, g.partitions),
         *plan_gate("contract", Family.DATA, g.contract, check_contract, ctx.ingested, ctx.cfg, g.contract),
     ]
+
+
+def plan_after_split(ctx) -> list:
+    """Data gates that need the split (train against test drift)."""
+    return []

@@ -13,3 +13,8 @@ def plan_before_training(ctx) -> list:
 def plan_after_training(ctx) -> list:
     """Gates on the fitted pipeline and its metrics."""
     return []
+
+
+def plan_after_export(ctx) -> list:
+    """Gates on the exported model (training/serving skew)."""
+    return []
