@@ -329,6 +329,26 @@ class HooksConfig(Strict):
         return value
 
 
+class PromotionConfig(Strict):
+    """How runs of one pipeline take turns moving the champion alias (see gates/promotion.py)."""
+
+    lock: Literal["auto", "file", "prefect"] = Field(
+        "auto", description="auto: a file lock beside a local MLflow store, a Prefect global "
+        "concurrency limit (one slot) for a remote one.")
+    wait_seconds: float = Field(120.0, ge=0, description="How long a second run waits for the "
+                                "lock before it is refused (blocked, not promoted).")
+
+
+class RunnerConfig(Strict):
+    """Where the flow's tasks (the per-partition gates among them) run."""
+
+    dask_address: str | None = Field(
+        None, description="tcp://host:8786 of an existing Dask scheduler: tasks run there through "
+        "prefect-dask's DaskTaskRunner. None: threads in the flow's process (the default).")
+    dask_local_workers: int = Field(0, ge=0, description="With no address: start a LocalCluster "
+                                    "of this many workers (0: no Dask).")
+
+
 class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lower-case, digits and '-'.")
     task: Task = Task.CLASSIFICATION
@@ -340,6 +360,8 @@ class PipelineConfig(Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> PipelineConfig:
