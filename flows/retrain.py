@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, report, tracking  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
+from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
 from gates.evaluation import evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
@@ -56,7 +57,9 @@ class RunSummary(BaseModel):
     promoted_version: str | None = None
     model_uri: str | None = None
     notes: list[str] = Field(default_factory=list)
+    champion_run_id: str | None = None
     report: GateReport = Field(default_factory=GateReport)
+    diagnosis: Diagnosis | None = None
     report_markdown: str = ""
 
 
@@ -158,6 +161,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     mlflow.log_metrics({"data.rows": fingerprint["rows"], "data.partitions": fingerprint["partitions"]})
     mlflow.set_tag("data.content_sha256", fingerprint["content_sha256"])
     ctx.frame = ctx.ingested.combined()
+    mlflow.log_dict({c: str(t) for c, t in ctx.frame.dtypes.items()}, "data/schema.json")
     run_hooks(cfg.hooks.after_ingest, ctx)
     if hasattr(data_gates, "prepare"):
         data_gates.prepare(ctx)
@@ -208,11 +212,25 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     summary.stages_run.append("promote")
 
 
+def _diagnose(ctx: RunContext, gates: GateReport, summary: RunSummary) -> Diagnosis:
+    """Rank the causes, and say what changed since the last good (promoted) run."""
+    changes, compared = [], None
+    if summary.champion_run_id:
+        try:
+            before = tracking.run_snapshot(ctx.cfg, summary.champion_run_id)
+            changes = changes_between(before, tracking.run_snapshot(ctx.cfg, ctx.run_id))
+            compared = f"champion v{summary.champion_before} (run {summary.champion_run_id})"
+        except Exception as exc:  # noqa: BLE001 - the diagnosis says it could not compare
+            ctx.notes.append(f"could not compare with the champion's run: {exc}")
+    return diagnose(gates, changes, compared)
+
+
 def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     """Put the verdict where people look: MLflow tags and report, Prefect artifacts."""
     cfg = ctx.cfg
     summary.verdict = gates.verdict
-    summary.headline = report.headline(gates)
+    summary.diagnosis = _diagnose(ctx, gates, summary)
+    summary.headline = summary.diagnosis.root_cause if gates.blocked else report.headline(gates)
     summary.report = gates
     summary.metrics = ctx.metrics
     summary.baseline_metrics = ctx.baseline_metrics
@@ -225,10 +243,11 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     for note in ctx.notes:
         context.setdefault("notes", "")
         context["notes"] = (context["notes"] + "; " + note).lstrip("; ")
-    summary.report_markdown = report.markdown(gates, context)
+    summary.report_markdown = report.markdown(gates, context, summary.diagnosis)
 
     tracking.log_gate_results(gates.results)
     tracking.log_report(gates, summary.report_markdown)
+    mlflow.log_dict(summary.diagnosis.model_dump(mode="json"), "gates/diagnosis.json")
     mlflow.set_tags({"gates.verdict": gates.verdict, "gates.headline": summary.headline[:5000],
                      "gates.blocking": ",".join(r.name for r in gates.blocking)})
     if ctx.champion is not None:
@@ -265,6 +284,7 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
         mlflow.set_tags({f"lib.{k}": v for k, v in library_versions().items()})
         champ = tracking.champion(cfg)
         summary.champion_before = champ.version if champ else None
+        summary.champion_run_id = champ.run_id if champ else None
         try:
             _stages(ctx, gates, summary)
         except Exception as exc:

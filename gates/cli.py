@@ -97,6 +97,10 @@ def _print_summary(summary, cfg) -> None:
     from gates.report import rich_table
 
     console.print(rich_table(summary.report))
+    if summary.diagnosis is not None and summary.diagnosis.hypotheses:
+        from gates.report import rich_diagnosis
+
+        console.print(rich_diagnosis(summary.diagnosis))
     metric = summary.primary_metric
     cand = summary.metrics.get(metric)
     if cand is not None:

@@ -42,11 +42,14 @@ def table_rows(report: GateReport) -> list[dict[str, str]]:
     ]
 
 
-def markdown(report: GateReport, context: dict[str, Any] | None = None) -> str:
+def markdown(report: GateReport, context: dict[str, Any] | None = None, diagnosis=None) -> str:
     context = context or {}
-    lines = [f"# Retrain gates: **{report.verdict.upper()}**", "", headline(report), ""]
+    first = diagnosis.root_cause if diagnosis is not None else headline(report)
+    lines = [f"# Retrain gates: **{report.verdict.upper()}**", "", f"**{first}**", ""]
     if context:
         lines += ["| | |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in context.items()] + [""]
+    if diagnosis is not None:
+        lines += diagnosis_markdown(diagnosis)
     if report.blocking:
         lines += ["## What blocked", ""]
         for r in report.blocking:
@@ -62,6 +65,56 @@ def markdown(report: GateReport, context: dict[str, Any] | None = None) -> str:
         lines.append(f"| {r.name} | {r.family.value} | {ICONS[r.status]} {r.status.value} | "
                      f"{summary} | {r.seconds:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def diagnosis_markdown(d) -> list[str]:
+    """Ranked causes, what changed, what is ruled out, what to check next."""
+    lines: list[str] = []
+    if d.hypotheses:
+        lines += ["## Causes, ranked by evidence", ""]
+        for i, h in enumerate(d.hypotheses, 1):
+            lines.append(f"{i}. **[{h.bucket}] {h.cause}** ({h.strength}, gate `{h.gate}`)")
+            lines += [f"   - {e}" for e in h.evidence]
+            if h.explains:
+                lines.append(f"   - explains: {'; '.join(h.explains)}")
+        lines.append("")
+    lines += [f"## What changed since the last good run", ""]
+    if d.compared_with is None:
+        lines += ["First run (no champion yet): nothing to compare with.", ""]
+    else:
+        lines += [f"Compared with {d.compared_with}.", ""]
+        real = [c for c in d.changes if c.what != "data content"]
+        if real:
+            lines += ["| what | before | after |", "|---|---|---|"]
+            lines += [f"| {c.what} | {_fmt(c.before)} | {_fmt(c.after)} |" for c in real[:30]]
+            if len(real) > 30:
+                lines.append(f"| … {len(real) - 30} more | | |")
+        else:
+            lines.append("Nothing changed in data window, schema, code, parameters or libraries.")
+        lines.append("")
+    if d.ruled_out:
+        lines += ["## Ruled out (gates that passed)", ""] + [f"- {r}" for r in d.ruled_out] + [""]
+    if d.next_checks:
+        lines += ["## Next checks", ""] + [f"{i}. {c}" for i, c in enumerate(d.next_checks, 1)] + [""]
+    return lines
+
+
+def rich_diagnosis(d):
+    from rich.panel import Panel
+    from rich.text import Text
+
+    text = Text()
+    for i, h in enumerate(d.hypotheses[:5], 1):
+        text.append(f"{i}. [{h.bucket}] {h.cause}", style="bold")
+        text.append(f"  ({h.strength}, gate {h.gate})\n")
+        text.append(f"   {h.evidence[0]}\n", style="dim")
+    changes = [c for c in d.changes if c.what != "data content"]
+    if d.compared_with:
+        text.append(f"Changed since {d.compared_with}: ", style="bold")
+        text.append((", ".join(c.what for c in changes[:8]) or "nothing") + "\n")
+    for i, c in enumerate(d.next_checks[:3], 1):
+        text.append(f"next {i}: {c}\n")
+    return Panel(text, title=d.root_cause[:120], title_align="left")
 
 
 def _detail(r: GateResult) -> list[str]:

@@ -138,6 +138,7 @@ def run_gate(
     result.severity = severity
     if result.status is Status.FAIL and severity is Severity.WARN:
         result.status = Status.WARN
+        result.details["downgraded"] = True  # failed, but configured not to block
     result.seconds = round(time.perf_counter() - started, 4)
     return result
 

@@ -125,3 +125,21 @@ def promote(cfg: PipelineConfig, model_uri: str, run_id: str) -> str:
     mv = mlflow.register_model(model_uri, cfg.mlflow.registered_model, tags={"run_id": run_id})
     c.set_registered_model_alias(cfg.mlflow.registered_model, cfg.mlflow.champion_alias, mv.version)
     return str(mv.version)
+
+
+def run_snapshot(cfg: PipelineConfig, run_id: str) -> dict[str, Any]:
+    """What a run was made of: data fingerprint, schema, code, params, libraries (for diffs)."""
+    c = client(cfg)
+    run = c.get_run(run_id)
+    snap: dict[str, Any] = {
+        "run_id": run_id,
+        "params": dict(run.data.params),
+        "code_version": run.data.tags.get("code_version"),
+        "libraries": {k[4:]: v for k, v in run.data.tags.items() if k.startswith("lib.")},
+    }
+    for name, artifact in (("fingerprint", "data/fingerprint.json"), ("schema", "data/schema.json")):
+        try:
+            snap[name] = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{artifact}")
+        except Exception:  # noqa: BLE001 - an older run without the artifact still diffs the rest
+            snap[name] = None
+    return snap
