@@ -1,0 +1,124 @@
+"""The fault catalogue: inject each registered fault into a copy of a pipeline, run the real flow,
+and check that the expected gate blocked and the diagnosis names it as the top cause.
+
+Works on any config: the data is copied (only the partitions the runs read), MLflow and the export
+go to a scratch folder, so a user can run the catalogue against their own pipeline safely.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gates.faults import FAULTS, FaultTarget
+
+# Gates that judge against the last promoted run: their scenarios promote a clean run first.
+NEEDS_CHAMPION = {"drift", "label_shift", "champion"}
+CHAMPION_LEAD_DAYS = 1  # the champion was trained the day before, as a daily schedule would
+
+
+@dataclass
+class ScenarioResult:
+    fault: str
+    expected_gate: str
+    verdict: str
+    blocked_by: list[str] = field(default_factory=list)
+    top_cause_gate: str | None = None
+    top_cause: str = ""
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        if self.expected_gate == "":  # a clean run
+            return self.verdict == "passed"
+        return self.expected_gate in self.blocked_by and self.top_cause_gate == self.expected_gate
+
+
+def _copy_window(src: Path, dst: Path, key: str, first: dt.date, last: dt.date) -> None:
+    """Copy the partitions between first and last (inclusive), and nothing else."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for child in src.iterdir():
+        name = child.name
+        if not child.is_dir() or not name.startswith(f"{key}="):
+            continue
+        try:
+            day = dt.date.fromisoformat(name.split("=", 1)[1].strip())
+        except ValueError:
+            continue
+        if first <= day <= last:
+            shutil.copytree(child, dst / name)
+
+
+def _scratch_config(base: dict[str, Any], work: Path, data: Path) -> dict[str, Any]:
+    raw = copy.deepcopy(base)
+    raw["data"]["path"] = str(data)
+    raw.setdefault("mlflow", {})
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{work / 'mlflow.db'}"
+    raw["mlflow"]["artifact_root"] = str(work / "mlartifacts")
+    raw.setdefault("export", {})["dir"] = str(work / "models")
+    return raw
+
+
+def _run(raw: dict[str, Any], work: Path, run_date: dt.date, name: str):
+    from flows.retrain import retrain
+
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    state = retrain(str(path), run_date.isoformat(), return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if not hasattr(summary, "report"):
+        raise RuntimeError(f"flow run for {name} did not return a summary: {state.message}")
+    return summary
+
+
+def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, work: Path,
+                 run_date: dt.date, champion_lead_days: int = CHAMPION_LEAD_DAYS) -> ScenarioResult:
+    """Run one fault (or, with None, a clean run) end to end through the real flow.
+
+    The champion run (when one is needed) is trained `champion_lead_days` before `run_date`: a
+    clean run with a week-old champion exercises benign weekly drift.
+    """
+    window = int(base["data"].get("window_days", 60))
+    key = base["data"].get("partition_key", "date")
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    fault = FAULTS[fault_name] if fault_name else None
+    needs_champion = fault is None or fault.expected_gate in NEEDS_CHAMPION or "needs_champion" in fault.tags
+    first = run_date - dt.timedelta(days=window + champion_lead_days + 1)
+    _copy_window(source, data, key, first, run_date - dt.timedelta(days=1))
+    raw = _scratch_config(base, work, data)
+    if needs_champion:
+        champion = _run(raw, work, run_date - dt.timedelta(days=champion_lead_days), "champion")
+        if champion.verdict != "passed":
+            raise RuntimeError(f"the clean run that should set the champion was blocked: {champion.headline}")
+    started = time.perf_counter()
+    if fault is not None:
+        fault.apply(FaultTarget(data_path=data, config=raw, run_date=run_date))
+    summary = _run(raw, work, run_date, fault_name or "clean")
+    seconds = time.perf_counter() - started
+    diagnosis = summary.diagnosis
+    top = diagnosis.hypotheses[0] if diagnosis and diagnosis.hypotheses and summary.verdict == "blocked" else None
+    return ScenarioResult(
+        fault=fault_name or "clean",
+        expected_gate=fault.expected_gate if fault else "",
+        verdict=summary.verdict,
+        blocked_by=[r.name for r in summary.report.blocking],
+        top_cause_gate=top.gate if top else None,
+        top_cause=diagnosis.root_cause if diagnosis else summary.headline,
+        seconds=round(seconds, 2),
+        warnings=[r.name for r in summary.report.warnings],
+    )
+
+
+def as_row(result: ScenarioResult) -> dict[str, Any]:
+    row = asdict(result)
+    row["ok"] = result.ok
+    return row
