@@ -32,5 +32,9 @@ test: install
 bench: install
 	$(BIN)/python -m bench.run
 
+scenarios: install
+	$(BIN)/gates demo-data --config $(CONFIG)
+	$(BIN)/gates scenarios --config $(CONFIG) --clean 10
+
 clean:
 	rm -rf data mlflow.db mlartifacts .prefect bench/results/*.json
