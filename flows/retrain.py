@@ -32,6 +32,8 @@ from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
 from gates.evaluation import evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
+from gates.pause import pause_point  # noqa: E402
+from gates.promotion import Promotion, promote  # noqa: E402
 from gates.results import GateReport, GateResult, GateSpec  # noqa: E402
 from gates.split import split_data  # noqa: E402
 from gates.training import build_baselines, build_pipeline, fit  # noqa: E402
@@ -97,12 +99,17 @@ def evaluate_task(ctx: RunContext) -> None:
 
 @task(name="export", cache_policy=NO_CACHE)
 def export_task(ctx: RunContext):
-    return export_model(ctx.model, ctx.split.test, ctx.cfg, ctx.run_id, ctx.cfg.gates.artifact.golden_rows)
+    exported = export_model(ctx.model, ctx.split.test, ctx.cfg, ctx.run_id,
+                            ctx.cfg.gates.artifact.golden_rows)
+    pause_point("export")  # crash tests kill here: files written, nothing verified or registered
+    return exported
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote_task(ctx: RunContext) -> str:
-    return tracking.promote(ctx.cfg, ctx.exported.model_uri, ctx.run_id)
+def promote_task(ctx: RunContext) -> Promotion:
+    """Under the pipeline's promotion lock; refused if the champion moved since it was compared."""
+    compared_with = ctx.champion.version if ctx.champion else None
+    return promote(ctx.cfg, ctx.exported.model_uri, ctx.run_id, compared_with)
 
 
 def run_hooks(paths: list[str], ctx: RunContext) -> None:
@@ -208,8 +215,19 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
         return
 
     with timed("promote"):
-        summary.promoted_version = promote_task(ctx)
+        outcome = promote_task(ctx)
     summary.stages_run.append("promote")
+    ctx.notes.extend(outcome.notes)
+    for note in outcome.notes:
+        get_run_logger().info(note)
+    if outcome.refused:
+        get_run_logger().warning("not promoted: %s", outcome.refused)
+        gates.extend([GateResult(
+            name="promotion_lock", family="artifact", status="fail", summary=outcome.refused,
+            evidence=[outcome.lock], threshold={"wait_seconds": cfg.promotion.wait_seconds},
+            hint="Runs of one pipeline promote one at a time; rerun to compare with the new champion.")])
+        return
+    summary.promoted_version = outcome.version
 
 
 def _diagnose(ctx: RunContext, gates: GateReport, summary: RunSummary) -> Diagnosis:

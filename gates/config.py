@@ -177,6 +177,9 @@ class PartitionsGate(GateSettings):
         1, ge=0, description="The newest partition may be at most this many days before the run date."
     )
     min_rows: int = Field(1, ge=0, description="A partition with fewer rows is empty.")
+    trailing_partitions: int = Field(
+        7, ge=1, description="Partitions before a partition whose median row count it is judged by."
+    )
     workers: int = Field(4, ge=1, description="Partitions read and validated in parallel.")
 
 
@@ -203,18 +206,24 @@ class LabelShiftGate(GateSettings):
 
 
 class TimeOrderGate(GateSettings):
-    pass
+    """Every training timestamp precedes the oldest test timestamp by at least split.gap_days."""
 
 
 class RowOverlapGate(GateSettings):
-    max_share: float = Field(0.001, ge=0, le=1, description="Share of test rows also in train.")
+    max_share: float = Field(0.001, ge=0, le=1, description="Share of test rows also in train "
+                             "(and, with split.entity_aware, of test entities also in train).")
+    ignore_columns: list[str] | None = Field(
+        None, description="Columns left out of the row hash; default: the timestamp, because a "
+        "re-stamped copy of a record is still the same record.")
 
 
 class TargetLeakageGate(GateSettings):
-    max_single_feature_auc: float = Field(0.95, description="One-feature ROC AUC that blocks.")
+    max_single_feature_auc: float = Field(
+        0.95, description="One-feature ROC AUC, sign-free max(auc, 1 - auc), that blocks.")
     max_single_feature_r2: float = Field(0.9, description="One-feature R² that blocks (regression).")
     allow: list[str] = Field(default_factory=list, description="Features known to be strong.")
-    sample_rows: int = Field(50_000, ge=1000)
+    sample_rows: int = Field(50_000, ge=1000, description="Test rows scored (and train rows "
+                             "used for the categorical encodings); the AUC's standard error is reported.")
 
 
 class PerfectMetricGate(GateSettings):
@@ -230,13 +239,18 @@ class PreprocessingFitGate(GateSettings):
 
 class ServingAvailabilityGate(GateSettings):
     max_future_share: float = Field(
-        0.0, description="Share of rows whose feature timestamps come after prediction time."
-    )
+        0.0, ge=0, le=1,
+        description="Share of rows whose feature value was known only after prediction time.")
+    feature_timestamps: dict[str, str] = Field(
+        default_factory=dict,
+        description="feature -> column holding when that feature's value became known (its "
+        "as-of time, as a feature store records it). A row whose as-of time is after its event "
+        "timestamp (the prediction time) used the future.")
 
 
 class ServingSkewGate(GateSettings):
-    sample_rows: int = Field(1000, ge=10)
-    atol: float = 1e-6
+    sample_rows: int = Field(1000, ge=10, description="Raw test rows sent through the export.")
+    atol: float = Field(1e-6, ge=0, description="Largest prediction difference tolerated.")
 
 
 class BaselineGate(GateSettings):
@@ -248,6 +262,10 @@ class BaselineGate(GateSettings):
 class ChampionGate(GateSettings):
     max_regression: float = Field(
         0.005, ge=0, description="Absolute loss in the primary metric tolerated against the champion."
+    )
+    min_value: float | None = Field(
+        None, description="Absolute bound on the primary metric (a floor, or a ceiling for lower-is-"
+        "better metrics), applied on every run; on the first run, with no champion, it is the only check."
     )
 
 
@@ -278,6 +296,10 @@ class GatesConfig(Strict):
     partitions: PartitionsGate = Field(default_factory=PartitionsGate)
     drift: DriftGate = Field(default_factory=DriftGate)
     label_shift: LabelShiftGate = Field(default_factory=LabelShiftGate)
+    split_drift: DriftGate = Field(
+        default_factory=lambda: DriftGate(severity=Severity.WARN),
+        description="Train split against test split within the run (warns by default).",
+    )
     time_order: TimeOrderGate = Field(default_factory=TimeOrderGate)
     row_overlap: RowOverlapGate = Field(default_factory=RowOverlapGate)
     target_leakage: TargetLeakageGate = Field(default_factory=TargetLeakageGate)

@@ -1,20 +1,292 @@
-"""Leakage and split gates: catch a model that saw the answer, or features it will not have."""
+"""Leakage and split gates: catch a model that saw the answer, or features it will not have.
+
+Before training: the split is in time order (time_order), test rows are not also training rows
+(row_overlap), no single feature nearly determines the label (target_leakage), and every feature
+is available at prediction time (serving_availability). After training: the metric is not too
+good to be true (perfect_metric) and the pipeline's preprocessing learned its statistics from the
+training split only (preprocessing_fit). After export: raw rows, as serving sends them, get the
+predictions evaluation saw (serving_skew).
+"""
 
 from __future__ import annotations
 
-from gates.results import Family  # noqa: F401
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import r2_score, roc_auc_score
+
+from gates.config import (
+    PerfectMetricGate,
+    PipelineConfig,
+    RowOverlapGate,
+    ServingAvailabilityGate,
+    ServingSkewGate,
+    TargetLeakageGate,
+    Task,
+    TimeOrderGate,
+)
+from gates.preprocessing_fit import check_preprocessing_fit
+from gates.results import Family, GateResult, judge, plan_gate
+from gates.serving_skew import check_serving_skew
+from gates.split import Split
+
+__all__ = ["check_time_order", "check_row_overlap", "check_target_leakage", "check_perfect_metric",
+           "check_serving_availability", "check_preprocessing_fit", "check_serving_skew",
+           "plan_before_training", "plan_after_training", "plan_after_export"]
+
+
+# --------------------------------------------------------------------------- split integrity
+
+
+def check_time_order(split: Split, cfg: PipelineConfig, settings: TimeOrderGate) -> GateResult:
+    """The newest training event is before the oldest test event minus the gap: the model is
+    tested on a future it never saw, as in production."""
+    ts = cfg.data.timestamp
+    train_t, test_t = pd.to_datetime(split.train[ts]), pd.to_datetime(split.test[ts])
+    newest_train, oldest_test = train_t.max(), test_t.min()
+    gap = pd.Timedelta(days=cfg.split.gap_days)
+    limit = oldest_test - gap
+    late = int((train_t >= limit).sum())
+    failures = []
+    if late:
+        failures.append(
+            f"{late} of {len(train_t)} training rows ({late / len(train_t):.1%}) are at or after "
+            f"{limit} (oldest test {ts} {oldest_test} minus gap {cfg.split.gap_days}d); newest "
+            f"training {ts} is {newest_train} (split.strategy={split.strategy})")
+    return judge(
+        "time_order", Family.LEAKAGE, failures=failures,
+        measured={"train_rows_after_test_start": late,
+                  "hours_between_train_and_test": round((oldest_test - newest_train) / pd.Timedelta(hours=1), 3)},
+        threshold={"gap_days": cfg.split.gap_days},
+        hint="Split by time (split.strategy: time) so the test rows are newer than every training "
+        "row; a shuffled split lets the model learn from the period it is tested on.",
+        ok_summary=f"newest train {newest_train} < oldest test {oldest_test} - {cfg.split.gap_days}d gap",
+    )
+
+
+def _row_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+
+
+def check_row_overlap(split: Split, cfg: PipelineConfig, settings: RowOverlapGate) -> GateResult:
+    """Test rows that are also training rows (whole-row hash), and with entity-aware splits,
+    test entities that are also in train: either lets the model memorise the answer."""
+    ignore = settings.ignore_columns if settings.ignore_columns is not None else [cfg.data.timestamp]
+    columns = [c for c in split.test.columns if c not in ignore and c in split.train.columns]
+    test_h = _row_hashes(split.test, columns)
+    shared = np.isin(test_h, _row_hashes(split.train, columns))
+    count = int(shared.sum())
+    share = count / len(test_h) if len(test_h) else 0.0
+    failures, measured = [], {"shared_rows": count, "shared_row_share": share, "test_rows": len(test_h)}
+    if share > settings.max_share:
+        rows = split.test.loc[shared]
+        example = rows.iloc[0]
+        where = (f", e.g. {cfg.data.entity_id}={example[cfg.data.entity_id]}"
+                 if cfg.data.entity_id in rows else "")
+        failures.append(f"{count} of {len(test_h)} test rows ({share:.2%}) also appear in train "
+                        f"(hash of {len(columns)} columns, {cfg.data.timestamp} ignored){where}")
+    entity = cfg.data.entity_id
+    if split.entity_aware and entity:
+        test_ids = split.test[entity].unique()
+        straddle = np.isin(test_ids, split.train[entity].unique())
+        n = int(straddle.sum())
+        measured.update({"shared_entities": n, "shared_entity_share": n / max(len(test_ids), 1)})
+        if n / max(len(test_ids), 1) > settings.max_share:
+            failures.append(f"{n} of {len(test_ids)} test entities ({entity}) also have training "
+                            f"rows, e.g. {entity}={test_ids[straddle][:3].tolist()}")
+    scope = "rows and entities" if split.entity_aware and entity else "rows (entity check off: split.entity_aware false)"
+    return judge(
+        "row_overlap", Family.LEAKAGE, failures=failures, measured=measured,
+        threshold={"max_share": settings.max_share},
+        hint="Deduplicate upstream (a re-delivered or backfilled record landed in a training "
+        "partition) or split by entity (split.entity_aware: true).",
+        ok_summary=f"{count} shared {scope}, share {share:.4%} <= {settings.max_share:.2%}",
+    )
+
+
+# --------------------------------------------------------------------------- target leakage
+
+
+def _hanley_mcneil_se(auc: float, pos: int, neg: int) -> float:
+    """Standard error of an AUC (Hanley & McNeil 1982): the sample's stated error."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (pos - 1) * (q1 - auc**2) + (neg - 1) * (q2 - auc**2)) / max(pos * neg, 1)
+    return math.sqrt(max(var, 0.0))
+
+
+def _encoded(train: pd.DataFrame, test: pd.DataFrame, feature: str, target: str,
+             categorical: bool) -> np.ndarray:
+    """The feature as a one-feature model's score: numeric values as they are (missing -> train
+    median); categories as their training target mean (unseen -> the training prior)."""
+    if categorical:
+        means = train[target].groupby(train[feature].astype("str")).mean()
+        return test[feature].astype("str").map(means).fillna(train[target].mean()).to_numpy(float)
+    values = pd.to_numeric(test[feature], errors="coerce").astype(float)
+    return values.fillna(pd.to_numeric(train[feature], errors="coerce").median()).to_numpy(float)
+
+
+def single_feature_power(train: pd.DataFrame, test: pd.DataFrame, feature: str, cfg: PipelineConfig) -> float:
+    """Sign-free one-feature ROC AUC (classification) or R² (regression) on the test rows."""
+    target = cfg.data.target
+    score = _encoded(train, test, feature, target, feature in cfg.data.features.categorical)
+    y = test[target].to_numpy()
+    if cfg.task is Task.CLASSIFICATION:
+        auc = roc_auc_score(y, score)
+        return float(max(auc, 1 - auc))
+    if feature in cfg.data.features.categorical:
+        return float(r2_score(y, score))
+    corr = np.corrcoef(score, y)[0, 1] if np.std(score) > 0 else 0.0
+    return float(corr**2)
+
+
+def _sample(frame: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    return frame if len(frame) <= n else frame.sample(n=n, random_state=seed)
+
+
+def check_target_leakage(split: Split, cfg: PipelineConfig, settings: TargetLeakageGate) -> GateResult:
+    """A feature that predicts the label almost perfectly on its own was most likely computed
+    from the label (or after it): block and name it, unless the config allow-lists it."""
+    target, classification = cfg.data.target, cfg.task is Task.CLASSIFICATION
+    test = _sample(split.test, settings.sample_rows)
+    train = _sample(split.train, settings.sample_rows)
+    if classification and test[target].nunique() < 2:
+        raise ValueError(f"test sample has a single {target} class: one-feature AUC undefined")
+    limit = settings.max_single_feature_auc if classification else settings.max_single_feature_r2
+    stat = "auc" if classification else "r2"
+    powers = {f: single_feature_power(train, test, f, cfg) for f in cfg.data.features.all}
+    pos = int((test[target] == 1).sum()) if classification else 0
+    failures, warnings = [], []
+    for feature, power in sorted(powers.items(), key=lambda kv: -kv[1]):
+        if not power >= limit:
+            continue
+        line = f"feature {feature!r} alone reaches {stat} {power:.4f} >= {limit} on {len(test)} test rows"
+        (warnings if feature in settings.allow else failures).append(
+            line + (" (allow-listed)" if feature in settings.allow else ""))
+    top = max(powers, key=powers.get)
+    se = _hanley_mcneil_se(powers[top], pos, len(test) - pos) if classification else float("nan")
+    return judge(
+        "target_leakage", Family.LEAKAGE, failures=failures, warnings=warnings,
+        measured={"sample_rows": len(test), f"max_single_feature_{stat}": powers[top],
+                  "max_auc_standard_error": se,
+                  **{f"{stat}.{f}": round(v, 6) for f, v in powers.items()}},
+        threshold={f"max_single_feature_{stat}": limit, "allow": ",".join(settings.allow)},
+        hint="Find how the feature is computed: a value derived from the label or from events "
+        "after it leaks the answer. Drop it, or allow-list it (gates.target_leakage.allow) if "
+        "it is known to be legitimately strong.",
+        ok_summary=f"strongest single feature {top!r}: {stat} {powers[top]:.3f} < {limit} "
+        f"(sample of {len(test)} test rows" + (f", standard error {se:.3f})" if classification else ")"),
+        details={"powers": powers},
+    )
+
+
+def check_perfect_metric(metrics: dict[str, float], settings: PerfectMetricGate) -> GateResult:
+    """Real data is noisy: a candidate at or above the ceiling most likely saw the answer."""
+    failures, measured, skipped = [], {}, []
+    for metric, ceiling in settings.ceilings.items():
+        value = metrics.get(metric)
+        if value is None or not math.isfinite(value):
+            skipped.append(metric)
+            continue
+        measured[f"candidate_{metric}"] = value
+        if value >= ceiling:
+            failures.append(f"candidate {metric} {value:.4f} >= ceiling {ceiling}: too good to be "
+                            "true, likely leakage")
+    if not measured:
+        raise ValueError(f"no finite candidate metric among the ceilings {sorted(settings.ceilings)}")
+    return judge(
+        "perfect_metric", Family.LEAKAGE, failures=failures, measured=measured,
+        threshold={f"ceiling_{k}": v for k, v in settings.ceilings.items()},
+        hint="Look for a feature derived from the label, test rows in train, or a preprocessing "
+        "step fitted on all data; raise gates.perfect_metric.ceilings only if the task is "
+        "known to be this easy.",
+        ok_summary="below every ceiling" + (f" ({', '.join(skipped)} not measured)" if skipped else ""),
+    )
+
+
+# --------------------------------------------------------------------------- serving availability
+
+
+def check_serving_availability(frame: pd.DataFrame, cfg: PipelineConfig,
+                               settings: ServingAvailabilityGate) -> GateResult:
+    """Features the model uses must be served, and known at prediction time.
+
+    Prediction time is the event timestamp (data.timestamp). Whether a value was known then
+    cannot be read from the value itself, so the config names, per feature, the column holding
+    its as-of time (gates.serving_availability.feature_timestamps, as a feature store records
+    it); a row whose value is present but whose as-of time is later than (or missing from) its
+    event is a future value. Features without an as-of column are trusted here; one that nearly
+    determines the label is still caught by target_leakage.
+    """
+    features, served = cfg.data.features.all, set(cfg.serving_features)
+    failures = [f"feature {f!r} is used by the model but is not in data.serving_features "
+                "(not available when serving)" for f in features if f not in served]
+    event = pd.to_datetime(frame[cfg.data.timestamp])
+    measured: dict[str, float | int] = {"features_not_served": len(failures),
+                                        "features_with_as_of": 0}
+    for feature, column in settings.feature_timestamps.items():
+        if feature not in features:
+            continue
+        if column not in frame.columns:
+            failures.append(f"as-of column {column!r} for feature {feature!r} is missing from the data")
+            continue
+        measured["features_with_as_of"] += 1
+        as_of = pd.to_datetime(frame[column])
+        known = frame[feature].notna().to_numpy()
+        future = known & (as_of > event).to_numpy()
+        unknown = known & as_of.isna().to_numpy()
+        share = float((future | unknown).mean())
+        measured[f"future_share.{feature}"] = share
+        if share > settings.max_future_share:
+            line = (f"feature {feature!r}: {int(future.sum())} of {len(frame)} rows ({share:.1%}) "
+                    f"have {column} after the event {cfg.data.timestamp}")
+            if future.any():
+                i = int(np.flatnonzero(future)[0])
+                lead = (as_of[future] - event[future]).median()
+                line += f" (median {lead} later; e.g. event {event.iloc[i]}, as-of {as_of.iloc[i]})"
+            if unknown.any():
+                line += f"; {int(unknown.sum())} rows have no as-of time"
+            failures.append(line)
+    return judge(
+        "serving_availability", Family.LEAKAGE, failures=failures, measured=measured,
+        threshold={"max_future_share": settings.max_future_share},
+        hint="Train only on features the serving path provides, with the values known at "
+        "prediction time (a point-in-time join on the as-of column); a value computed from "
+        "later events is not available when the model must predict.",
+        ok_summary=f"{len(features)} features served; {measured['features_with_as_of']} with "
+        "as-of times, none after prediction time",
+    )
+
+
+# --------------------------------------------------------------------------- plans
 
 
 def plan_before_training(ctx) -> list:
     """Gates on the split and the raw features, before any model is fitted."""
-    return []
+    g, cfg = ctx.cfg.gates, ctx.cfg
+    return [
+        *plan_gate("time_order", Family.LEAKAGE, g.time_order, check_time_order, ctx.split, cfg, g.time_order),
+        *plan_gate("row_overlap", Family.LEAKAGE, g.row_overlap, check_row_overlap, ctx.split, cfg,
+                   g.row_overlap),
+        *plan_gate("target_leakage", Family.LEAKAGE, g.target_leakage, check_target_leakage, ctx.split,
+                   cfg, g.target_leakage),
+        *plan_gate("serving_availability", Family.LEAKAGE, g.serving_availability,
+                   check_serving_availability, ctx.frame, cfg, g.serving_availability),
+    ]
 
 
 def plan_after_training(ctx) -> list:
     """Gates on the fitted pipeline and its metrics."""
-    return []
+    g, cfg = ctx.cfg.gates, ctx.cfg
+    return [
+        *plan_gate("perfect_metric", Family.LEAKAGE, g.perfect_metric, check_perfect_metric, ctx.metrics,
+                   g.perfect_metric),
+        *plan_gate("preprocessing_fit", Family.LEAKAGE, g.preprocessing_fit, check_preprocessing_fit,
+                   ctx.model, ctx.frame, ctx.split, cfg, g.preprocessing_fit),
+    ]
 
 
 def plan_after_export(ctx) -> list:
     """Gates on the exported model (training/serving skew)."""
-    return []
+    g = ctx.cfg.gates
+    return plan_gate("serving_skew", Family.LEAKAGE, g.serving_skew, check_serving_skew, ctx, g.serving_skew)

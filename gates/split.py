@@ -1,5 +1,13 @@
 """Train/test split by time (the default) or at random (kept so the leakage gates can be shown
-to catch it). The split records what it did, so the leakage gates can check it."""
+to catch it). The split records what it did, and where its rows came from, so the leakage gates
+can check it and pair evaluated rows with the raw rows serving would send.
+
+- time: test = events on or after `run_date - test_days`; train = events before the test start
+  minus `gap_days` (the gap's rows are dropped, so labels that mature late cannot bleed over).
+- entity_aware: no entity (data.entity_id) has rows in both train and test. With time, an
+  entity seen in the test period leaves train; with random, whole entities are drawn.
+- random: rows (or entities) drawn with `test_fraction`; the time-order gate blocks it.
+"""
 
 from __future__ import annotations
 
@@ -20,35 +28,54 @@ class Split:
     test_start: pd.Timestamp | None = None
     gap_days: int = 0
     entity_aware: bool = False
+    # Row positions in the frame that was split: test row k is frame row test_positions[k].
+    train_positions: np.ndarray | None = None
+    test_positions: np.ndarray | None = None
 
     @property
     def sizes(self) -> dict[str, int]:
         return {"train_rows": len(self.train), "test_rows": len(self.test)}
 
 
+def _entity_draw(ids: pd.Series, fraction: float, seed: int) -> np.ndarray:
+    """True for rows whose entity falls in the test share; the same entity always draws the same."""
+    hashed = pd.util.hash_pandas_object(ids, index=False, hash_key=f"split{seed:012d}"[:16])
+    return (hashed.to_numpy() % 1_000_000) < fraction * 1_000_000
+
+
+def _make(frame: pd.DataFrame, is_train: np.ndarray, is_test: np.ndarray, **meta) -> Split:
+    train_pos, test_pos = np.flatnonzero(is_train), np.flatnonzero(is_test)
+    return Split(frame.iloc[train_pos].reset_index(drop=True), frame.iloc[test_pos].reset_index(drop=True),
+                 train_positions=train_pos, test_positions=test_pos, **meta)
+
+
 def split_data(frame: pd.DataFrame, cfg: PipelineConfig, run_date: dt.date) -> Split:
-    split, ts = cfg.split, cfg.data.timestamp
+    split, ts, entity = cfg.split, cfg.data.timestamp, cfg.data.entity_id
     if frame.empty:
         raise ValueError("cannot split: no rows were ingested")
+    if split.entity_aware and not entity:
+        raise ValueError("split.entity_aware is true but data.entity_id is not set: name the "
+                         "column that identifies an entity, or set split.entity_aware: false")
     if split.strategy is SplitStrategy.RANDOM:
-        rng = np.random.default_rng(split.seed)
-        is_test = rng.random(len(frame)) < split.test_fraction
-        return Split(frame[~is_test].reset_index(drop=True), frame[is_test].reset_index(drop=True),
-                     strategy="random")
+        if split.entity_aware:
+            is_test = _entity_draw(frame[entity], split.test_fraction, split.seed)
+        else:
+            is_test = np.random.default_rng(split.seed).random(len(frame)) < split.test_fraction
+        return _make(frame, ~is_test, is_test, strategy="random", entity_aware=split.entity_aware)
     times = pd.to_datetime(frame[ts])
     test_start = pd.Timestamp(run_date - dt.timedelta(days=split.test_days))
     train_end = test_start - pd.Timedelta(days=split.gap_days)
     is_test = (times >= test_start).to_numpy()
     is_train = (times < train_end).to_numpy()
-    if split.entity_aware and cfg.data.entity_id:
-        test_entities = frame.loc[is_test, cfg.data.entity_id].unique()
-        is_train &= ~frame[cfg.data.entity_id].isin(test_entities).to_numpy()
-    train, test = frame[is_train].reset_index(drop=True), frame[is_test].reset_index(drop=True)
-    if train.empty or test.empty:
+    if split.entity_aware:
+        test_entities = frame.loc[is_test, entity].unique()
+        is_train &= ~frame[entity].isin(test_entities).to_numpy()
+    result = _make(frame, is_train, is_test, strategy="time", test_start=test_start,
+                   gap_days=split.gap_days, entity_aware=split.entity_aware)
+    if result.train.empty or result.test.empty:
         raise ValueError(
-            f"time split left {len(train)} train and {len(test)} test rows "
+            f"time split left {len(result.train)} train and {len(result.test)} test rows "
             f"(split.test_days={split.test_days}, split.gap_days={split.gap_days}, "
             f"window {cfg.data.window_days} days)"
         )
-    return Split(train, test, strategy="time", test_start=test_start, gap_days=split.gap_days,
-                 entity_aware=split.entity_aware)
+    return result

@@ -1,0 +1,101 @@
+"""Training/serving skew: do raw rows, as serving sends them, get the predictions evaluation saw?
+
+Serving sends the raw columns of the data contract straight to the exported model. Training saw
+`ctx.frame`, which an after_ingest hook may have transformed (a feature step outside the model
+pipeline). We take a sample of the test rows as they were read from the partitions
+(`ctx.ingested`'s frames: pandas copy-on-write means a hook changing `ctx.frame` cannot change
+them), predict with the exported joblib file, and compare with the evaluation's scores for the
+same rows. Any difference beyond `atol` blocks, naming the features whose raw values differ from
+what the model was evaluated on.
+"""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from gates.config import ServingSkewGate
+from gates.evaluation import predict_scores
+from gates.results import Family, GateResult, judge
+
+
+def _pair_raw_rows(ctx, sample: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """Raw rows for the sampled test rows, and the sample indices that were paired.
+
+    Rows pair by position when the hooks kept the row order (checked on the timestamp and entity
+    columns); otherwise by (entity id, timestamp) when the data has an entity id.
+    """
+    cfg, split = ctx.cfg, ctx.split
+    raw = ctx.ingested.combined()
+    keys = [c for c in (cfg.data.entity_id, cfg.data.timestamp) if c]
+    pos = split.test_positions[sample]
+    if len(raw) == len(ctx.frame) and all(c in raw for c in keys):
+        raw_rows = raw.iloc[pos].reset_index(drop=True)
+        evaluated = split.test.iloc[sample].reset_index(drop=True)
+        if all(raw_rows[c].equals(evaluated[c]) for c in keys):
+            return raw_rows, sample, "by position"
+    if not cfg.data.entity_id:
+        raise ValueError("an after_ingest hook changed the rows' order or count and data.entity_id "
+                         "is not set: raw rows cannot be paired with the evaluated ones")
+    wanted = split.test.iloc[sample][keys].assign(__k=sample)
+    merged = wanted.merge(raw.drop_duplicates(keys, keep=False), on=keys, how="inner")
+    return merged.drop(columns="__k"), merged["__k"].to_numpy(), f"by {' + '.join(keys)}"
+
+
+def _differs(raw: pd.Series, seen: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(raw) and pd.api.types.is_numeric_dtype(seen) \
+            and not pd.api.types.is_bool_dtype(raw):
+        a, b = raw.to_numpy(float), seen.to_numpy(float)
+        return ~np.isclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True)
+    return (raw.astype("str") != seen.astype("str")).to_numpy()
+
+
+def check_serving_skew(ctx, settings: ServingSkewGate) -> GateResult:
+    cfg, features = ctx.cfg, ctx.cfg.data.features.all
+    if ctx.exported is None or ctx.scores is None or ctx.split is None or ctx.ingested is None:
+        raise ValueError("serving_skew needs the exported model, the evaluation scores, the split "
+                         "and the ingested raw partitions")
+    n_test = len(ctx.split.test)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n_test, size=min(settings.sample_rows, n_test), replace=False))
+    raw_rows, paired, how = _pair_raw_rows(ctx, sample)
+    failures, warnings = [], []
+    measured: dict[str, float | int] = {"sample_rows": len(sample), "paired_rows": len(paired)}
+    if len(paired) < len(sample):
+        warnings.append(f"{len(sample) - len(paired)} sampled test rows have no unique raw row")
+    missing = [f for f in features if f not in raw_rows.columns]
+    if missing:
+        failures.append(f"features {missing} are not in the raw partitions: they are computed "
+                        "outside the model pipeline, so serving requests will not carry them")
+    else:
+        seen = ctx.split.test.iloc[paired].reset_index(drop=True)
+        changed = {f: _differs(raw_rows[f], seen[f]) for f in features}
+        served = predict_scores(joblib.load(ctx.exported.joblib_path), raw_rows[features], cfg.task)
+        diff = np.abs(served - np.asarray(ctx.scores)[paired])
+        bad = ~(diff <= settings.atol)
+        measured.update({"mismatched_rows": int(bad.sum()),
+                         "max_abs_diff": float(np.nanmax(diff)) if len(diff) else 0.0,
+                         "features_changed_outside_pipeline": sum(bool(c.any()) for c in changed.values())})
+        lines = []
+        for f, mask in changed.items():
+            if mask.any():
+                i = int(np.flatnonzero(mask)[0])
+                lines.append(f"feature {f!r} differs between raw rows and the rows the model was "
+                             f"trained and evaluated on in {mask.mean():.0%} of rows (e.g. raw "
+                             f"{raw_rows[f].iloc[i]!r} vs evaluated {seen[f].iloc[i]!r}): "
+                             "transformed outside the model pipeline")
+        if bad.any():
+            failures.append(f"{int(bad.sum())} of {len(paired)} raw test rows get different "
+                            f"predictions from the exported model than in evaluation (max |diff| "
+                            f"{np.nanmax(diff):.4g} > atol {settings.atol})")
+            failures.extend(lines)
+        else:
+            warnings.extend(lines)
+    return judge(
+        "serving_skew", Family.LEAKAGE, failures=failures, warnings=warnings, measured=measured,
+        threshold={"atol": settings.atol, "sample_rows": settings.sample_rows},
+        hint="Move every transformation of the features into the model pipeline (model.pipeline "
+        "or the built-in preprocessing), so serving applies exactly what training applied.",
+        ok_summary=f"{len(paired)} raw test rows (paired {how}) predict within {settings.atol} of evaluation",
+    )
