@@ -88,3 +88,159 @@ def fault(name: str, expected_gate: str, description: str) -> Callable:
 
 
 # --------------------------------------------------------------------------- data faults
+
+
+# --------------------------------------------------------------------------- leakage faults
+# Leakage faults let the model see the answer, or features that serving will not have. A new
+# column goes into the data *and* into a private copy of the contract suite, as a team adding a
+# column would do, so the leakage gate the fault exists for is the one that objects.
+
+
+def _add_to_contract(target: FaultTarget, columns: list[str]) -> None:
+    """Copy the suite next to the private data with `columns` added to the table's column set."""
+    import json
+
+    source = Path(target.config["expectations"])
+    suite = json.loads(source.read_text())
+    for expectation in suite.get("expectations", []):
+        if expectation.get("type") == "expect_table_columns_to_match_set":
+            kwargs = expectation["kwargs"]
+            kwargs["column_set"] = [*kwargs["column_set"], *columns]
+    out = target.data_path.parent / f"{source.stem}-with-{'-'.join(columns)}.json"
+    out.write_text(json.dumps(suite, indent=2))
+    target.config["expectations"] = str(out)
+
+
+def _add_numeric_feature(target: FaultTarget, name: str, make: Callable[[pd.DataFrame, Any], pd.DataFrame],
+                         served: bool = True, extra_columns: tuple[str, ...] = ()) -> None:
+    """Add a column computed by `make(frame, rng)` to every partition, the contract and the features."""
+    import numpy as np
+
+    rng = np.random.default_rng(target.seed)
+    target.rewrite(lambda frame: make(frame, rng))
+    _add_to_contract(target, [name, *extra_columns])
+    data = target.config["data"]
+    features = data.setdefault("features", {})
+    before = [*features.get("numeric", []), *features.get("categorical", [])]
+    if data.get("serving_features") is None:
+        data["serving_features"] = before
+    features["numeric"] = [*features.get("numeric", []), name]
+    if served:
+        data["serving_features"] = [*data["serving_features"], name]
+
+
+def scaler_fitted_before_split(cfg: Any) -> Any:
+    """model.pipeline factory for the scaler_before_split fault: a notebook's StandardScaler,
+    fitted on every row at hand (the newest window_days partitions, test period included) before
+    the split, then frozen into the pipeline so fitting on the training split does not refit it."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from gates.training import make_estimator, preprocessor
+
+    data = cfg.data
+    found = discover(Path(data.path), data.partition_key, data.format)
+    days = sorted(found)[-data.window_days:]
+    every_row = pd.concat([read_file(p, data.format) for d in days for p in found[d]], ignore_index=True)
+    scaler = StandardScaler().fit(every_row[data.features.numeric])
+    prescale = ColumnTransformer([("scaled_on_all_rows", FrozenEstimator(scaler), data.features.numeric)],
+                                 remainder="passthrough", verbose_feature_names_out=False)
+    return Pipeline([("prescale", prescale.set_output(transform="pandas")),
+                     ("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
+
+
+@fault("scaler_before_split", expected_gate="preprocessing_fit",
+       description="A StandardScaler is fitted on the whole window (test period included) before "
+       "the split and frozen into the pipeline: the model is tested with statistics of its test rows.")
+def scaler_before_split(target: FaultTarget) -> None:
+    target.config.setdefault("model", {})["pipeline"] = "gates.faults:scaler_fitted_before_split"
+
+
+@fault("shuffled_split", expected_gate="time_order",
+       description="split.strategy set to random: training rows come from the test period, so the "
+       "model is tested on a past it has already seen.")
+def shuffled_split(target: FaultTarget) -> None:
+    target.config.setdefault("split", {})["strategy"] = "random"
+
+
+@fault("train_test_overlap", expected_gate="row_overlap",
+       description="A backfill re-delivers 5% of the test period's events into the training days' "
+       "partitions, re-stamped with the load day: the model trains on rows it is tested on.")
+def train_test_overlap(target: FaultTarget) -> None:
+    import numpy as np
+
+    split = target.config.get("split", {})
+    held = int(split.get("test_days", 7)) + int(split.get("gap_days", 0))
+    window = target.window()
+    test_days, train_days = window[-int(split.get("test_days", 7)):], window[:-held]
+    ts = target.config["data"]["timestamp"]
+    copied = pd.concat([target.read(p) for d in test_days for p in target.files(d)], ignore_index=True)
+    copied = copied.sample(frac=0.05, random_state=target.seed)
+    for day, chunk in zip(train_days, np.array_split(copied, len(train_days)), strict=False):
+        path = target.files(day)[0]
+        restamped = chunk.assign(**{ts: chunk[ts] - (chunk[ts].dt.normalize() - pd.Timestamp(day))})
+        merged = pd.concat([target.read(path), restamped], ignore_index=True)
+        target.write(merged.sort_values(ts, kind="stable").reset_index(drop=True), path)
+
+
+LEAK_COLUMN = "retention_score"
+
+
+@fault("target_leak", expected_gate="target_leakage",
+       description=f"A CRM column {LEAK_COLUMN!r}, filled in by the retention team after a customer "
+       "cancels (the label plus a little noise), is added to the data and to the features.")
+def target_leak(target: FaultTarget) -> None:
+    label = target.config["data"]["target"]
+    _add_numeric_feature(target, LEAK_COLUMN, lambda f, rng: f.assign(**{
+        LEAK_COLUMN: (f[label] + rng.normal(0.0, 0.15, len(f))).round(3)}))
+
+
+FUTURE_COLUMN = "cancel_page_visits"
+
+
+@fault("future_feature", expected_gate="serving_availability",
+       description=f"{FUTURE_COLUMN!r}, visits to the cancellation page in the 7 days AFTER each "
+       "event (a nightly job's count, as of event + 7 days), becomes a feature; its as-of column "
+       "is declared in gates.serving_availability.feature_timestamps.")
+def future_feature(target: FaultTarget) -> None:
+    data = target.config["data"]
+    label, ts, as_of = data["target"], data["timestamp"], f"{FUTURE_COLUMN}_as_of"
+
+    def add(frame: pd.DataFrame, rng: Any) -> pd.DataFrame:
+        visits = rng.poisson(0.3 + 1.0 * frame[label].to_numpy()).astype("int64")
+        return frame.assign(**{FUTURE_COLUMN: visits, as_of: frame[ts] + pd.Timedelta(days=7)})
+
+    _add_numeric_feature(target, FUTURE_COLUMN, add, extra_columns=(as_of,))
+    gates = target.config.setdefault("gates", {}).setdefault("serving_availability", {})
+    gates.setdefault("feature_timestamps", {})[FUTURE_COLUMN] = as_of
+
+
+OFFLINE_COLUMN = "call_sentiment"
+
+
+@fault("feature_not_at_serving", expected_gate="serving_availability",
+       description=f"{OFFLINE_COLUMN!r}, scored by an offline batch job over call transcripts, is "
+       "added to the features; the online feature store does not have it (not in serving_features).")
+def feature_not_at_serving(target: FaultTarget) -> None:
+    label = target.config["data"]["target"]
+    _add_numeric_feature(target, OFFLINE_COLUMN, lambda f, rng: f.assign(**{
+        OFFLINE_COLUMN: (rng.normal(0.0, 1.0, len(f)) - 0.4 * f[label]).round(3)}), served=False)
+
+
+SKEWED_COLUMN = "monthly_charges"
+
+
+def standardise_outside_pipeline(ctx: Any) -> None:
+    """after_ingest hook: a feature job standardises monthly_charges on the training frame only;
+    serving sends the raw value to the exported model."""
+    column = ctx.frame[SKEWED_COLUMN]
+    ctx.frame[SKEWED_COLUMN] = (column - column.mean()) / column.std()
+
+
+@fault("preprocessing_skew", expected_gate="serving_skew",
+       description=f"An after_ingest hook standardises {SKEWED_COLUMN!r} outside the model "
+       "pipeline: evaluation looks fine, but raw serving rows get different predictions.")
+def preprocessing_skew(target: FaultTarget) -> None:
+    target.add_hook("after_ingest", "gates.faults:standardise_outside_pipeline")
