@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -63,17 +64,32 @@ def lock_kind(cfg: PipelineConfig) -> str:
     return "file" if lock_file(cfg) is not None else "prefect"
 
 
+def _log(message: str) -> None:
+    """To the Prefect run's log when inside a run (so the UI shows it), else Python logging."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        get_run_logger().info(message)
+    except MissingContextError:
+        logging.getLogger(__name__).info(message)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path, wait_seconds: float, holder: dict) -> Iterator[float]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    started = time.monotonic()
+    started, waiting_said = time.monotonic(), False
     try:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting_said:
+                    waiting_said = True
+                    _log(f"waiting up to {wait_seconds:g} s for the promotion lock {path}, held by "
+                         f"{path.read_text().strip() or 'unknown'}")
                 if time.monotonic() - started >= wait_seconds:
                     held_by = path.read_text().strip() or "unknown"
                     raise PromotionRefused(
