@@ -25,7 +25,7 @@ from prefect.runtime import flow_run  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from gates import artifact_gates, data_gates, leakage_gates, model_gates, report, tracking  # noqa: E402
+from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -265,6 +265,7 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
 
     tracking.log_gate_results(gates.results)
     tracking.log_report(gates, summary.report_markdown)
+    plots.log_drift_plots(gates)  # one figure per drifted feature, under plots/drift/
     mlflow.log_dict(summary.diagnosis.model_dump(mode="json"), "gates/diagnosis.json")
     mlflow.set_tags({"gates.verdict": gates.verdict, "gates.headline": summary.headline[:5000],
                      "gates.blocking": ",".join(r.name for r in gates.blocking)})

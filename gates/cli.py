@@ -185,6 +185,34 @@ def scenarios(
     raise typer.Exit(1 if bad else 0)
 
 
+suite_app = typer.Typer(no_args_is_help=True, help="Expectation suites (the data contract).")
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("init")
+def suite_init(
+    config: ConfigOpt,
+    start: Annotated[str, typer.Option("--from", help="First partition of the reference window.")],
+    end: Annotated[str, typer.Option("--to", help="Last partition of the reference window.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the config's "
+                                             "expectations path with .draft.json).")] = None,
+    margin: Annotated[float, typer.Option(help="Numeric ranges widened by this share of the span.")] = 0.1,
+) -> None:
+    """Infer a draft suite from a reference window, for you to review and commit."""
+    from gates.suite_init import infer_suite, write_suite
+
+    cfg = _load(config)
+    first, last = _date(start, "--from"), _date(end, "--to")
+    try:
+        suite = infer_suite(cfg, first, last, margin=margin)
+    except FileNotFoundError as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(2) from None
+    path = write_suite(suite, out or Path(cfg.expectations).with_suffix(".draft.json"))
+    console.print(f"suite draft: {len(suite['expectations'])} expectations written to {path}; "
+                  "review it, then point `expectations:` at it and commit")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -24,6 +24,8 @@ class RunContext:
     ingested: Ingested | None = None
     frame: pd.DataFrame | None = None
     reference: dict[str, Any] | None = None  # profile stored with the champion's run
+    reference_error: str | None = None  # why the champion's profile could not be loaded
+    profile: dict[str, Any] | None = None  # this run's profile (logged as profile/reference.json)
     split: Split | None = None
     model: Any = None
     baselines: dict[str, Any] = field(default_factory=dict)

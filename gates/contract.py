@@ -16,6 +16,7 @@ from typing import Any
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import great_expectations as gx  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -82,6 +83,23 @@ def _batch_definition() -> Any:
     return _local.batch_definition
 
 
+def _failure(item: Any, unexpected_samples: int) -> ExpectationFailure:
+    config = item.expectation_config
+    res = item.result or {}
+    info = item.exception_info or {}
+    exc_message = info.get("exception_message") if isinstance(info, dict) else None
+    return ExpectationFailure(
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        kwargs={k: v for k, v in config.kwargs.items() if k not in ("batch_id",)},
+        observed=res.get("observed_value"),
+        unexpected_count=res.get("unexpected_count"),
+        unexpected_percent=res.get("unexpected_percent"),
+        unexpected_sample=list(res.get("partial_unexpected_list") or [])[:unexpected_samples],
+        exception=exc_message,
+    )
+
+
 def validate_frame(
     suite: gx.ExpectationSuite, frame: pd.DataFrame, unexpected_samples: int = 5
 ) -> tuple[bool, list[ExpectationFailure], int]:
@@ -94,24 +112,170 @@ def validate_frame(
         suite,
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": unexpected_samples},
     )
-    failures = []
-    for item in result.results:
-        if item.success:
-            continue
-        config = item.expectation_config
-        res = item.result or {}
-        info = item.exception_info or {}
-        exc_message = info.get("exception_message") if isinstance(info, dict) else None
-        failures.append(
-            ExpectationFailure(
-                expectation=config.type,
-                column=config.kwargs.get("column"),
-                kwargs={k: v for k, v in config.kwargs.items() if k not in ("batch_id",)},
-                observed=res.get("observed_value"),
-                unexpected_count=res.get("unexpected_count"),
-                unexpected_percent=res.get("unexpected_percent"),
-                unexpected_sample=list(res.get("partial_unexpected_list") or [])[:unexpected_samples],
-                exception=exc_message,
-            )
-        )
+    failures = [_failure(item, unexpected_samples) for item in result.results if not item.success]
     return bool(result.success), failures, len(result.results)
+
+
+# --------------------------------------------------------------------------- window validation
+#
+# GE costs ~0.1 s of fixed overhead per validation, so 30 partitions validated one by one cost
+# seconds before a row is read. Instead the window is validated once per schema (partitions
+# with the same columns and dtypes are concatenated), and failures are attributed to partitions:
+# - schema expectations (column set, types) hold for every partition of a schema group;
+# - row-count expectations are per partition by nature: GE checks a frame of row counts;
+# - column-map expectations (not null, between, in set, ...) and every one with `mostly` are
+#   re-run on the window with COMPLETE results, and their unexpected row indices are mapped to
+#   partitions, so each partition gets its own counts, samples and `mostly` verdict;
+# - any other failing expectation is re-validated per partition (rare: only when it fails).
+
+SCHEMA_TYPES = {"expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
+                "expect_column_to_exist", "expect_table_column_count_to_equal",
+                "expect_table_column_count_to_be_between", "expect_column_values_to_be_of_type",
+                "expect_column_values_to_be_in_type_list"}
+ROW_COUNT_TYPES = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
+
+
+def _is_map(expectation: Any) -> bool:
+    from great_expectations.expectations.expectation import ColumnMapExpectation
+
+    return isinstance(expectation, ColumnMapExpectation) and expectation.expectation_type not in SCHEMA_TYPES
+
+
+@dataclass
+class WindowValidation:
+    """Per-partition failures of one suite over a window, and what it cost."""
+
+    failures: dict[str, list[ExpectationFailure]]
+    expectations_evaluated: int
+    ge_calls: int
+    ge_seconds: float
+
+
+def _suite(expectations: list[Any], name: str = "part") -> gx.ExpectationSuite:
+    return gx.ExpectationSuite(name=name, expectations=[e.copy() if hasattr(e, "copy") else e
+                                                        for e in expectations])
+
+
+def _validate(frame: pd.DataFrame, expectations: list[Any], result_format: dict) -> list[Any]:
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    return list(batch.validate(_suite(expectations), result_format=result_format).results)
+
+
+def _schema_key(frame: pd.DataFrame) -> tuple:
+    return tuple((str(c), str(t)) for c, t in frame.dtypes.items())
+
+
+def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.DataFrame],
+                        unexpected_samples: int = 5) -> WindowValidation:
+    """Validate every partition against `suite` with a few GE calls; failures keyed by partition."""
+    import time
+
+    started = time.perf_counter()
+    calls = 0
+    failures: dict[str, list[ExpectationFailure]] = {name: [] for name in partitions}
+    expectations = list(suite.expectations)
+    row_count = [e for e in expectations if e.expectation_type in ROW_COUNT_TYPES]
+    rest = [e for e in expectations if e.expectation_type not in ROW_COUNT_TYPES]
+    summary = {"result_format": "SUMMARY", "partial_unexpected_count": unexpected_samples}
+    names = list(partitions)
+
+    # Row counts: one GE call on a frame with one row per partition.
+    if row_count:
+        counts = pd.DataFrame({"rows": [len(partitions[n]) for n in names]})
+        for exp in row_count:
+            kw = exp.configuration.kwargs if hasattr(exp, "configuration") else {}
+            lo = getattr(exp, "min_value", None) if exp.expectation_type.endswith("between") else exp.value
+            hi = getattr(exp, "max_value", None) if exp.expectation_type.endswith("between") else exp.value
+            check = gx.expectations.ExpectColumnValuesToBeBetween(column="rows", min_value=lo, max_value=hi)
+            (item,) = _validate(counts, [check], {"result_format": "COMPLETE"})
+            calls += 1
+            for i in (item.result or {}).get("unexpected_index_list") or []:
+                failures[names[int(i)]].append(ExpectationFailure(
+                    expectation=exp.expectation_type, column=None, kwargs=dict(kw),
+                    observed=f"{len(partitions[names[int(i)]])} rows, expected {lo}..{hi}"))
+
+    groups: dict[tuple, list[str]] = {}
+    for name in names:
+        groups.setdefault(_schema_key(partitions[name]), []).append(name)
+    evaluated = len(row_count) * len(names)
+    for members in groups.values():
+        frames = [partitions[n] for n in members]
+        window = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        if len(frames) == 1:
+            window = window.reset_index(drop=True)
+        offsets = np.cumsum([0] + [len(f) for f in frames])
+        results = _validate(window, rest, summary)
+        calls += 1
+        evaluated += len(rest) * len(members)
+        attribute, per_partition = [], []
+        for item in results:  # GE does not keep the suite's order: read each result's own config
+            exp = item.expectation_config.to_domain_obj()
+            if exp.expectation_type in SCHEMA_TYPES or item.exception_info and _raised(item):
+                if not item.success:
+                    for name in members:
+                        failures[name].append(_failure(item, unexpected_samples))
+            elif _is_map(exp):
+                if not item.success or (getattr(exp, "mostly", 1) or 1) < 1:
+                    attribute.append(exp)
+            elif not item.success:
+                per_partition.append(exp)
+        if attribute:
+            detailed = _validate(window, attribute, {"result_format": "COMPLETE",
+                                                     "return_unexpected_index_query": False})
+            calls += 1
+            for item in detailed:
+                exp = item.expectation_config.to_domain_obj()
+                for name, failure in _attribute(exp, item, window, offsets, members,
+                                                unexpected_samples).items():
+                    failures[name].append(failure)
+        if per_partition:
+            for name in members:
+                for item in _validate(partitions[name], per_partition, summary):
+                    if not item.success:
+                        failures[name].append(_failure(item, unexpected_samples))
+                calls += 1
+    return WindowValidation({n: f for n, f in failures.items() if f}, evaluated, calls,
+                            time.perf_counter() - started)
+
+
+def _raised(item: Any) -> bool:
+    info = item.exception_info or {}
+    if isinstance(info, dict) and "raised_exception" in info:
+        return bool(info.get("raised_exception"))
+    return any(isinstance(v, dict) and v.get("raised_exception") for v in info.values()) \
+        if isinstance(info, dict) else False
+
+
+def _attribute(exp: Any, item: Any, window: pd.DataFrame, offsets: np.ndarray, members: list[str],
+               samples: int) -> dict[str, ExpectationFailure]:
+    """Map a column-map expectation's unexpected rows to partitions and judge each with `mostly`."""
+    res = item.result or {}
+    index = np.asarray(res.get("unexpected_index_list") or [], dtype="int64")
+    values = list(res.get("unexpected_list") or [])
+    if not len(index):
+        return {}
+    owner = np.searchsorted(offsets, index, side="right") - 1
+    column = exp.column if hasattr(exp, "column") else None
+    mostly = getattr(exp, "mostly", 1) or 1
+    null_counts = None
+    if column is not None and column in window and exp.expectation_type != "expect_column_values_to_not_be_null":
+        null_counts = np.add.reduceat(window[column].isna().to_numpy(), offsets[:-1]) if len(window) else None
+    out: dict[str, ExpectationFailure] = {}
+    for k in np.unique(owner):
+        name = members[int(k)]
+        rows = int(offsets[k + 1] - offsets[k])
+        denominator = rows - (int(null_counts[k]) if null_counts is not None else 0)
+        count = int((owner == k).sum())
+        share = count / denominator if denominator else 1.0
+        if share <= 1 - mostly + 1e-12:
+            continue
+        positions = np.flatnonzero(owner == k)[:samples]
+        sample = [values[p] for p in positions if p < len(values)]
+        if not sample:
+            sample = window[column].iloc[index[owner == k][:samples]].tolist() if column in window else []
+        config = item.expectation_config
+        out[name] = ExpectationFailure(
+            expectation=config.type, column=column,
+            kwargs={k2: v for k2, v in config.kwargs.items() if k2 != "batch_id"},
+            unexpected_count=count, unexpected_percent=100.0 * share, unexpected_sample=sample)
+    return out

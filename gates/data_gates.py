@@ -1,4 +1,5 @@
-"""Data gates: the contract, partition completeness (and, with gates.drift, drift).
+"""Data gates: partition completeness, the contract, drift against the champion, label shift,
+and train-against-test drift within the run.
 
 Importable without Prefect. Each gate takes what it needs and returns one GateResult.
 """
@@ -6,75 +7,161 @@ Importable without Prefect. Each gate takes what it needs and returns one GateRe
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
+import hashlib
+from typing import Any
 
-from gates.config import ContractGate, PartitionsGate, PipelineConfig
-from gates.contract import load_suite, validate_frame
+import numpy as np
+import pandas as pd
+
+from gates.config import (Cadence, ContractGate, DriftGate, LabelShiftGate, PartitionsGate,
+                          PipelineConfig)
+from gates.contract import load_suite, validate_partitions
+from gates.drift import FeatureDrift, compare_profiles, label_shift
 from gates.ingest import Ingested
 from gates.results import Family, GateResult, judge
 
+REFERENCE_ARTIFACT = "profile/reference.json"
 
-def check_partitions(ingested: Ingested, settings: PartitionsGate) -> GateResult:
-    """Every expected partition is present, readable and non-empty."""
+
+# --------------------------------------------------------------------------- partitions
+
+
+def _content_digest(frame: pd.DataFrame) -> str:
+    """Order-free digest of a partition's rows: equal for a copy of the same data."""
+    if frame.empty:
+        return "empty"
+    hashes = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    return hashlib.sha256(hashes.tobytes()).hexdigest()
+
+
+def _overlapping_files(ingested: Ingested, day: dt.date) -> list[str]:
+    """Files of one partition that share rows with an earlier file of the same partition."""
+    frames = ingested.frames.get(day, [])
+    paths = [p for p in ingested.files.get(day, []) if p not in ingested.errors]
+    seen: set[int] = set()
+    overlapping = []
+    for path, frame in zip(paths, frames):
+        rows = set(pd.util.hash_pandas_object(frame, index=False).tolist())
+        shared = len(rows & seen)
+        if shared:
+            overlapping.append(f"{path.name} ({shared} rows also in another file)")
+        seen |= rows
+    return overlapping
+
+
+def check_partitions(ingested: Ingested, settings: PartitionsGate,
+                     cadence: Cadence = Cadence.DAILY) -> GateResult:
+    """Every expected partition present, readable, non-empty, unique, of usual size and fresh."""
     failures: list[str] = []
-    missing = [d for d in ingested.expected if d not in ingested.files]
+    expected = ingested.expected
+    missing = [d for d in expected if d not in ingested.files]
     if missing:
         failures.append(f"missing partitions: {_dates(missing)}")
-    if ingested.errors:
-        for path, error in sorted(ingested.errors.items()):
-            failures.append(f"unreadable file {path}: {error}")
-    empty = [
-        d for d in ingested.expected
-        if d in ingested.files and not any(p in ingested.errors for p in ingested.files[d])
-        and ingested.rows(d) < settings.min_rows
-    ]
+    for path, error in sorted(ingested.errors.items()):
+        failures.append(f"unreadable file {path}: {error}")
+    readable = [d for d in expected if ingested.frames.get(d)]
+    rows = {d: ingested.rows(d) for d in readable}
+    empty = [d for d in readable if rows[d] < settings.min_rows]
     if empty:
         failures.append(f"empty partitions (< {settings.min_rows} rows): {_dates(empty)}")
-    rows = [ingested.rows(d) for d in ingested.expected]
+
+    # Duplicated: two files of one partition sharing rows, or a partition equal to another date's.
+    overlaps = {d.isoformat(): found for d in readable if len(ingested.frames[d]) > 1
+                for found in [_overlapping_files(ingested, d)] if found}
+    for day, found in overlaps.items():
+        failures.append(f"duplicated rows in partition {day}: {', '.join(found)}")
+    digests: dict[str, list[str]] = {}
+    for d in readable:
+        if d not in empty:
+            digests.setdefault(_content_digest(ingested.partition_frame(d)), []).append(d.isoformat())
+    copies = [days for days in digests.values() if len(days) > 1]
+    for days in copies:
+        failures.append(f"duplicated partitions with identical content: {', '.join(days)}")
+
+    # Short: far fewer rows than the trailing median (weekends are ~25% quieter, not 50%).
+    short, short_detail = [], {}
+    usable = [d for d in readable if d not in empty]
+    for i, d in enumerate(usable):
+        trailing = [rows[x] for x in usable[max(0, i - settings.trailing_partitions):i]]
+        if len(trailing) < 3:
+            trailing = [rows[x] for x in usable if x != d]
+        if not trailing:
+            continue
+        median = float(np.median(trailing))
+        if rows[d] < settings.short_ratio * median:
+            short.append(d)
+            short_detail[d.isoformat()] = {"rows": rows[d], "trailing_median": median}
+    if short:
+        failures.append("short partitions (< {:.0%} of the trailing median): {}".format(
+            settings.short_ratio,
+            ", ".join(f"{k} ({v['rows']} rows vs median {v['trailing_median']:.0f})"
+                      for k, v in list(short_detail.items())[:6])))
+
+    # Stale: the newest usable partition is older than the allowed lag before the run date.
+    step = 7 if cadence is Cadence.WEEKLY else 1
+    newest = max(usable) if usable else None
+    lag = (ingested.run_date - newest).days if newest else None
+    allowed = settings.max_lag_days + step - 1
+    if newest is None:
+        failures.append("stale data: no usable partition in the window")
+    elif lag > allowed:
+        failures.append(f"stale data: newest partition {newest.isoformat()} is {lag} days before the "
+                        f"run date {ingested.run_date.isoformat()} (allowed: {allowed})")
+    total = sum(rows.values())
     return judge(
         "partitions",
         Family.DATA,
         failures=failures,
         measured={
-            "expected": len(ingested.expected),
-            "present": len(ingested.expected) - len(missing),
+            "expected": len(expected),
+            "present": len(expected) - len(missing),
             "missing": len(missing),
             "empty": len(empty),
             "unreadable_files": len(ingested.errors),
-            "rows": sum(rows),
+            "duplicated": len(overlaps) + sum(len(c) for c in copies),
+            "short": len(short),
+            "lag_days": lag if lag is not None else -1,
+            "rows": total,
         },
-        threshold={"min_rows": settings.min_rows},
+        threshold={"min_rows": settings.min_rows, "short_ratio": settings.short_ratio,
+                   "trailing_partitions": settings.trailing_partitions,
+                   "max_lag_days": settings.max_lag_days},
         hint="Check the upstream job that writes these partitions (did it run, did it finish, "
-        "did it write to the right path?) before retraining.",
-        ok_summary=f"{len(ingested.expected)} partitions present, {sum(rows)} rows",
+        "did it write once, to the right path?) before retraining.",
+        ok_summary=f"{len(expected)} partitions present, {total} rows, newest {lag} day(s) old",
         details={"missing": [d.isoformat() for d in missing], "empty": [d.isoformat() for d in empty],
-                 "unreadable": {str(p): e for p, e in ingested.errors.items()}},
+                 "unreadable": {str(p): e for p, e in ingested.errors.items()},
+                 "duplicated": {"overlapping_files": overlaps, "identical_partitions": copies},
+                 "short": short_detail,
+                 "newest": newest.isoformat() if newest else None},
     )
 
 
+# --------------------------------------------------------------------------- contract
+
+
 def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGate) -> GateResult:
-    """The Great Expectations suite, validated per partition so failures name the partition."""
+    """The Great Expectations suite, judged per partition so failures name the partition.
+
+    Empty partitions are left to the partition gate. The window is validated with a few GE calls
+    (see gates.contract.validate_partitions), not one call per partition.
+    """
     suite = load_suite(cfg.expectations)
-    days = [d for d in ingested.expected if ingested.frames.get(d)]
+    min_rows = max(1, cfg.gates.partitions.min_rows)
+    days = [d for d in ingested.expected if ingested.frames.get(d) and ingested.rows(d) >= min_rows]
     if not days:
         raise FileNotFoundError(f"no readable partitions under {cfg.data.path} to validate")
-
-    def validate(day: dt.date):
-        return day, *validate_frame(suite, ingested.partition_frame(day), settings.unexpected_samples)
-
+    outcome = validate_partitions(suite, {d.isoformat(): ingested.partition_frame(d) for d in days},
+                                  settings.unexpected_samples)
+    broken = {day: [f.describe() for f in found] for day, found in sorted(outcome.failures.items())}
     failures: list[str] = []
-    broken: dict[str, list[str]] = {}
-    evaluated = 0
-    with ThreadPoolExecutor(max_workers=cfg.gates.partitions.workers) as pool:
-        for day, ok, problems, count in pool.map(validate, days):
-            evaluated += count
-            if not ok:
-                broken[day.isoformat()] = [p.describe() for p in problems]
     # Group identical problems across partitions so a schema change reads as one finding.
     by_problem: dict[str, list[str]] = {}
     for day, problems in broken.items():
         for problem in problems:
-            by_problem.setdefault(problem.split(", e.g.")[0].split(", observed")[0], []).append(day)
+            key = problem.split(", e.g.")[0].split(", observed")[0].split(", raised")[0]
+            key = key.split(", ")[0] if " unexpected (" in key else key
+            by_problem.setdefault(key, []).append(day)
     for problem, problem_days in by_problem.items():
         example = next(p for p in broken[problem_days[0]] if p.startswith(problem))
         failures.append(f"{example} in {len(problem_days)} partition(s): {_shorten(problem_days)}")
@@ -83,13 +170,201 @@ def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGa
         Family.DATA,
         failures=failures,
         measured={"partitions_validated": len(days), "partitions_failed": len(broken),
-                  "expectations_evaluated": evaluated},
+                  "expectations_evaluated": outcome.expectations_evaluated,
+                  "ge_calls": outcome.ge_calls, "ge_seconds": round(outcome.ge_seconds, 4)},
         threshold={"suite": str(cfg.expectations)},
         hint="Compare the failing columns with the upstream schema; if the change is intended, "
         "update the suite in expectations/ (gates suite init) and commit it with the code.",
         ok_summary=f"suite {cfg.expectations.name}: {len(days)} partitions conform",
         details={"failures_by_partition": broken},
     )
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def prepare(ctx) -> None:
+    """Profile this run's window, log it with the run, and load the champion's profile.
+
+    Never raises: a problem is kept in ctx.reference_error and the drift gates report it.
+    """
+    from gates import profile as profiles
+
+    cfg = ctx.cfg
+    try:
+        ctx.reference = _load_reference(ctx)
+    except Exception as exc:  # noqa: BLE001 - reported by the drift gate (fail closed)
+        ctx.reference, ctx.reference_error = None, f"{type(exc).__name__}: {exc}"
+    try:
+        window = (ctx.ingested.expected[0].isoformat(), ctx.ingested.expected[-1].isoformat()) \
+            if ctx.ingested is not None and ctx.ingested.expected else None
+        ctx.profile = profiles.profile_run_frame(ctx.frame, cfg, cfg.gates.drift, ctx.reference, window)
+    except Exception as exc:  # noqa: BLE001
+        ctx.profile = None
+        ctx.reference_error = (ctx.reference_error or "") + f" profile failed: {type(exc).__name__}: {exc}"
+        return
+    try:
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.log_dict(profiles.for_logging(ctx.profile), REFERENCE_ARTIFACT)
+    except Exception as exc:  # noqa: BLE001 - the next run states it has no reference
+        ctx.notes.append(f"could not log the data profile: {type(exc).__name__}: {exc}")
+
+
+def _load_reference(ctx) -> dict[str, Any] | None:
+    from gates import tracking
+
+    champ = tracking.champion(ctx.cfg)
+    if champ is None:
+        ctx.notes.append("drift: first run (no champion yet), nothing to compare with; this run's "
+                         "profile becomes the reference once it is promoted")
+        return None
+    if not champ.run_id:
+        raise LookupError(f"champion version {champ.version} has no MLflow run to read its profile from")
+    import mlflow
+
+    return mlflow.artifacts.load_dict(f"runs:/{champ.run_id}/{REFERENCE_ARTIFACT}")
+
+
+def _drift_result(name: str, drifts: list[FeatureDrift], settings: DriftGate, compared: str,
+                  extra_measures: dict | None = None, current: dict | None = None,
+                  reference: dict | None = None) -> GateResult:
+    failures = [fd.describe() for fd in drifts if fd.level == "block"]
+    warnings = [fd.describe() for fd in drifts if fd.level == "warn"]
+    measured: dict[str, Any] = {"features": len(drifts),
+                                "features_blocking": len(failures), "features_warning": len(warnings)}
+    for fd in drifts:
+        for stat, value in fd.stats.items():
+            if stat in ("psi", "ks", "js", "null_rate_change", "new_category_share") and value is not None \
+                    and np.isfinite(value):
+                measured[f"{fd.feature}.{stat}"] = round(float(value), 5)
+    measured.update(extra_measures or {})
+    drifted = {fd.feature: _plot_data(fd, reference, current)
+               for fd in drifts if fd.level != "pass" and reference and current}
+    return judge(
+        name,
+        Family.DATA,
+        failures=failures,
+        warnings=warnings,
+        measured=measured,
+        threshold={k: getattr(settings, k) for k in (
+            "psi_warn", "psi_block", "ks_warn", "ks_block", "js_warn", "js_block", "null_rate_warn",
+            "null_rate_block", "new_category_share_block", "bins", "sample_rows")},
+        hint="Look at the drifted features' plots (MLflow plots/drift/): an upstream change (units, "
+        "encoding, a new source) is a bug to fix; a real shift in the population may need the "
+        "thresholds or the window revisited before the model is retrained on it.",
+        ok_summary=f"{len(drifts)} features within the drift thresholds ({compared})",
+        details={"compared": compared,
+                 "features": {fd.feature: {"kind": fd.kind, "level": fd.level, "stats": fd.stats,
+                                           "reasons": fd.block + fd.warn,
+                                           "new_categories": fd.new_categories,
+                                           "vanished_categories": fd.vanished_categories}
+                              for fd in drifts},
+                 "plots": drifted},
+    )
+
+
+def _plot_data(fd: FeatureDrift, reference: dict, current: dict) -> dict[str, Any]:
+    """What a reference-against-current plot of one feature needs (small: bins or categories)."""
+    ref = reference.get(fd.kind, {}).get(fd.feature) or {}
+    cur = current.get(fd.kind, {}).get(fd.feature) or {}
+    if fd.kind == "numeric":
+        return {"kind": "numeric", "edges": ref.get("edges", []), "reference": ref.get("counts", []),
+                "current": cur.get("counts_on_reference", [])}
+    keys = sorted(set(ref.get("counts", {})) | set(cur.get("counts", {})))
+    return {"kind": "categorical", "categories": keys,
+            "reference": [ref.get("counts", {}).get(k, 0) for k in keys],
+            "current": [cur.get("counts", {}).get(k, 0) for k in keys]}
+
+
+def _first_run(name: str, note: str) -> GateResult:
+    return GateResult(name=name, family=Family.DATA, status="pass", summary=note,
+                      details={"first_run": True})
+
+
+def _no_profile(ctx) -> None:
+    if ctx.profile is None:
+        raise RuntimeError(f"no profile of this run's data: {ctx.reference_error or 'not computed'}")
+    if ctx.reference is None and ctx.reference_error:
+        raise RuntimeError(f"the champion's reference profile could not be loaded: {ctx.reference_error}"
+                           " (disable gates.drift for one run to re-baseline)")
+
+
+def check_drift(ctx, settings: DriftGate) -> GateResult:
+    """Each feature of this window against the champion run's reference profile."""
+    _no_profile(ctx)
+    if ctx.reference is None:
+        return _first_run("drift", "first run: no champion profile to compare with (drift not measured; "
+                                   "this run's profile is logged as the next reference)")
+    window = ctx.reference.get("window") or ["?", "?"]
+    drifts = compare_profiles(ctx.reference, ctx.profile, settings)
+    return _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
+                         current=ctx.profile, reference=ctx.reference)
+
+
+def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
+    """The label's distribution against the champion's: positive rate (or standardised mean)."""
+    _no_profile(ctx)
+    if ctx.reference is None:
+        return _first_run("label_shift", "first run: no champion profile to compare the label with")
+    shift = label_shift(ctx.reference.get("label"), ctx.profile.get("label"))
+    text = (f"{shift.measure} changed by {shift.change:.4f}"
+            + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))
+    target = ctx.cfg.data.target
+    return judge(
+        "label_shift",
+        Family.DATA,
+        failures=[f"label {target!r}: {text} >= {settings.block}"] if shift.change >= settings.block else [],
+        warnings=[f"label {target!r}: {text} >= {settings.warn}"]
+        if settings.warn <= shift.change < settings.block else [],
+        measured={"change": round(shift.change, 6), "reference": shift.reference, "current": shift.current},
+        threshold={"warn": settings.warn, "block": settings.block, "measure": shift.measure},
+        hint="A changed label rate means a changed population or a changed labelling job: check the "
+        "labelling pipeline before retraining on it.",
+        ok_summary=f"label {target!r}: {text}",
+    )
+
+
+def check_split_drift(ctx, settings: DriftGate) -> GateResult:
+    """Train split against test split of this run: profiles, plus an exact two-sample KS test
+    (scipy) on samples of at most `settings.sample_rows` rows per side."""
+    from scipy.stats import ks_2samp
+
+    from gates import profile as profiles
+
+    split = ctx.split
+    cfg = ctx.cfg
+    train = profiles.profile_run_frame(split.train, cfg, settings)
+    test = profiles.profile_run_frame(split.test, cfg, settings, reference=train)
+    drifts = compare_profiles(train, test, settings)
+    rng = np.random.default_rng(0)
+    n = settings.sample_rows
+
+    def sample(frame: pd.DataFrame, col: str) -> np.ndarray:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        values = values[~np.isnan(values)]
+        return rng.choice(values, size=n, replace=False) if len(values) > n else values
+
+    for fd in drifts:
+        if fd.kind == "numeric" and fd.feature in split.train and fd.feature in split.test:
+            a, b = sample(split.train, fd.feature), sample(split.test, fd.feature)
+            if len(a) and len(b):
+                test_result = ks_2samp(a, b)
+                fd.stats["ks"] = float(test_result.statistic)
+                fd.stats["ks_pvalue"] = float(test_result.pvalue)
+                fd.block = [r for r in fd.block if not r.startswith("KS")]
+                fd.warn = [r for r in fd.warn if not r.startswith("KS")]
+                value = fd.stats["ks"]
+                if value >= settings.ks_block:
+                    fd.block.append(f"KS {value:.3f} >= {settings.ks_block}")
+                elif value >= settings.ks_warn:
+                    fd.warn.append(f"KS {value:.3f} >= {settings.ks_warn}")
+    return _drift_result("split_drift", drifts, settings, "train split against test split",
+                         extra_measures={"ks_sample_rows": n}, current=test, reference=train)
+
+
+# --------------------------------------------------------------------------- plans
 
 
 def _dates(days: list[dt.date]) -> str:
@@ -107,11 +382,17 @@ def plan(ctx) -> list:
 
     g = ctx.cfg.gates
     return [
-        *plan_gate("partitions", Family.DATA, g.partitions, check_partitions, ctx.ingested, g.partitions),
+        *plan_gate("partitions", Family.DATA, g.partitions, check_partitions, ctx.ingested, g.partitions,
+                   ctx.cfg.data.cadence),
         *plan_gate("contract", Family.DATA, g.contract, check_contract, ctx.ingested, ctx.cfg, g.contract),
+        *plan_gate("drift", Family.DATA, g.drift, check_drift, ctx, g.drift),
+        *plan_gate("label_shift", Family.DATA, g.label_shift, check_label_shift, ctx, g.label_shift),
     ]
 
 
 def plan_after_split(ctx) -> list:
     """Data gates that need the split (train against test drift)."""
-    return []
+    from gates.results import plan_gate
+
+    g = ctx.cfg.gates
+    return [*plan_gate("split_drift", Family.DATA, g.split_drift, check_split_drift, ctx, g.split_drift)]

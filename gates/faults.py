@@ -88,6 +88,136 @@ def fault(name: str, expected_gate: str, description: str) -> Callable:
 
 
 # --------------------------------------------------------------------------- data faults
+# Each breaks a copy of the partitions the way upstream jobs break them. The recent days are
+# hit (a deploy upstream changed something), so the partition, column or file can be named.
+
+
+def _recent(target: FaultTarget, n: int) -> list[dt.date]:
+    return target.window()[-n:]
+
+
+@fault("missing_partition", expected_gate="partitions",
+       description="An upstream job skipped a day: one partition in the middle of the window is absent.")
+def missing_partition(target: FaultTarget) -> None:
+    import shutil
+
+    day = target.window()[len(target.window()) // 2]
+    for path in target.files(day):
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@fault("empty_partition", expected_gate="partitions",
+       description="An extract ran against an empty source table: a partition with a schema but no rows.")
+def empty_partition(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.iloc[0:0], [_recent(target, 4)[0]])
+
+
+@fault("stale_data", expected_gate="partitions",
+       description="The upstream job stopped three days ago: the newest three partitions never arrived.")
+def stale_data(target: FaultTarget) -> None:
+    import shutil
+
+    for day in _recent(target, 3):
+        for path in target.files(day):
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@fault("duplicated_partition", expected_gate="partitions",
+       description="A retried upstream job wrote a partition twice: a second file with the same rows.")
+def duplicated_partition(target: FaultTarget) -> None:
+    import shutil
+
+    day = _recent(target, 5)[0]
+    first = target.files(day)[0]
+    shutil.copyfile(first, first.with_name(f"part-1{first.suffix}"))
+
+
+@fault("short_partition", expected_gate="partitions",
+       description="A partial load: one day holds a fifth of its usual rows.")
+def short_partition(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.iloc[: max(1, len(f) // 5)], [_recent(target, 6)[0]])
+
+
+@fault("unreadable_file", expected_gate="partitions",
+       description="A writer crashed mid-file: a truncated parquet (or CSV) file that cannot be read.")
+def unreadable_file(target: FaultTarget) -> None:
+    path = target.files(_recent(target, 2)[0])[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+@fault("renamed_column", expected_gate="contract",
+       description="Upstream renamed monthly_charges to monthly_charge in its last release.")
+def renamed_column(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.rename(columns={"monthly_charges": "monthly_charge"}), _recent(target, 4))
+
+
+@fault("dropped_column", expected_gate="contract",
+       description="Upstream stopped exporting usage_minutes.")
+def dropped_column(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.drop(columns=["usage_minutes"]), _recent(target, 4))
+
+
+@fault("dtype_change", expected_gate="contract",
+       description="tenure_months arrives as float64 (an upstream cast) instead of int64.")
+def dtype_change(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.assign(tenure_months=f["tenure_months"].astype("float64")), _recent(target, 4))
+
+
+@fault("null_burst", expected_gate="contract",
+       description="A broken join upstream: 40% of monthly_charges are null for three days.")
+def null_burst(target: FaultTarget) -> None:
+    import numpy as np
+
+    def burst(f: pd.DataFrame) -> pd.DataFrame:
+        f = f.copy()
+        f.loc[np.random.default_rng(target.seed).random(len(f)) < 0.4, "monthly_charges"] = np.nan
+        return f
+
+    target.rewrite(burst, _recent(target, 3))
+
+
+@fault("out_of_range", expected_gate="contract",
+       description="monthly_charges arrive in cents instead of currency units for two days.")
+def out_of_range(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.assign(monthly_charges=f["monthly_charges"] * 100), _recent(target, 2))
+
+
+@fault("new_category", expected_gate="contract",
+       description="A new upstream version title-cases regions ('North') and renames 'basic' to 'Basic plan'.")
+def new_category(target: FaultTarget) -> None:
+    def recase(f: pd.DataFrame) -> pd.DataFrame:
+        return f.assign(region=f["region"].str.title(),
+                        plan=f["plan"].replace({"basic": "Basic plan"}))
+
+    target.rewrite(recase, _recent(target, 3))
+
+
+@fault("bool_as_string", expected_gate="contract",
+       description="is_promo arrives as the strings 'True'/'False' instead of booleans.")
+def bool_as_string(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.assign(is_promo=f["is_promo"].map({True: "True", False: "False"})
+                                      .astype("str")), _recent(target, 3))
+
+
+@fault("covariate_drift", expected_gate="drift", tags=["needs_champion"],
+       description="A product change doubles usage_minutes for the newest 12 days: every value "
+       "stays within the contract's range, but the distribution is not the champion's.")
+def covariate_drift(target: FaultTarget) -> None:
+    target.rewrite(lambda f: f.assign(usage_minutes=(f["usage_minutes"] * 2.2).round(1)), _recent(target, 12))
+
+
+@fault("label_shift", expected_gate="label_shift", tags=["needs_champion"],
+       description="The labelling job's churn definition changed: 35% of non-churners in the newest "
+       "14 days are now labelled churned.")
+def label_shift(target: FaultTarget) -> None:
+    import numpy as np
+
+    def relabel(f: pd.DataFrame) -> pd.DataFrame:
+        flip = (f["churned"] == 0) & (np.random.default_rng(target.seed + 1).random(len(f)) < 0.35)
+        return f.assign(churned=f["churned"].where(~flip, 1))
+
+    target.rewrite(relabel, _recent(target, 14))
 
 
 # --------------------------------------------------------------------------- leakage faults

@@ -1,0 +1,76 @@
+"""Reference-against-current plots of drifted features, logged to MLflow under plots/drift/.
+
+The data comes from the drift gates' results (`details["plots"]`: bin counts or category counts
+of both sides), so a plot needs neither the old data nor the current frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gates.results import GateReport, GateResult  # noqa: E402
+
+DRIFT_GATES = ("drift", "split_drift")
+
+
+def _shares(counts: list[int]) -> np.ndarray:
+    arr = np.asarray(counts, dtype="float64")
+    return arr / arr.sum() if arr.sum() else arr
+
+
+def _labels(edges: list[float]) -> list[str]:
+    if not edges:
+        return ["all"]
+    cuts = [f"{e:.3g}" for e in edges]
+    return [f"< {cuts[0]}"] + [f"{a}–{b}" for a, b in zip(cuts, cuts[1:])] + [f"≥ {cuts[-1]}"]
+
+
+def drift_figure(feature: str, data: dict[str, Any], reason: str = "", sides=("reference", "current")):
+    """Side-by-side bars of the two distributions of one feature (shares of rows)."""
+    labels = data["categories"] if data["kind"] == "categorical" else _labels(data.get("edges", []))
+    ref, cur = _shares(data["reference"]), _shares(data["current"])
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4))
+    ax.bar(x - 0.2, ref if len(ref) == len(x) else np.zeros(len(x)), width=0.4, label=sides[0])
+    ax.bar(x + 0.2, cur if len(cur) == len(x) else np.zeros(len(x)), width=0.4, label=sides[1])
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("share of rows")
+    ax.set_title(f"{feature}: {reason}"[:110], fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def drift_figures(result: GateResult) -> dict[str, Any]:
+    """One figure per drifted feature of a drift gate's result, keyed by artifact path."""
+    sides = ("train", "test") if result.name == "split_drift" else ("champion reference", "current")
+    features = result.details.get("features", {})
+    out = {}
+    for feature, data in (result.details.get("plots") or {}).items():
+        reason = "; ".join(features.get(feature, {}).get("reasons", []))
+        out[f"plots/drift/{result.name}/{feature}.png"] = drift_figure(feature, data, reason, sides)
+    return out
+
+
+def log_drift_plots(report: GateReport) -> int:
+    """Log a plot per drifted (warned or blocked) feature to the active MLflow run."""
+    import mlflow
+
+    logged = 0
+    for result in report.results:
+        if result.name not in DRIFT_GATES:
+            continue
+        for path, fig in drift_figures(result).items():
+            try:
+                mlflow.log_figure(fig, path)
+                logged += 1
+            finally:
+                plt.close(fig)
+    return logged
