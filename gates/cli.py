@@ -74,13 +74,17 @@ def run(
     config: ConfigOpt,
     run_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the run summary here.")] = None,
+    dask_address: Annotated[str | None, typer.Option(
+        help="tcp://host:8786 of a Dask scheduler: the gates run on that cluster.")] = None,
 ) -> None:
     """Run the retraining flow; exit 0 when the model was promoted, 1 when a gate blocked."""
     cfg = _load(config)
     day = _date(run_date, "--run-date")
     from flows.retrain import retrain
+    from flows.runners import with_runner
 
-    state = retrain(str(config), day.isoformat() if day else None, return_state=True)
+    flow = with_runner(retrain, cfg, dask_address)
+    state = flow(str(config), day.isoformat() if day else None, return_state=True)
     summary = state.result(raise_on_failure=False)
     from flows.retrain import RunSummary
 
@@ -91,6 +95,23 @@ def run(
     if json_out:
         json_out.write_text(summary.model_dump_json(indent=2))
     raise typer.Exit(0 if summary.promoted_version else 1)
+
+
+@app.command("serve")
+def serve(
+    config: ConfigOpt,
+    cron: Annotated[str, typer.Option(help="When to run, as a cron expression.")] = "0 3 * * *",
+    timezone: Annotated[str, typer.Option(help="Time zone of the cron expression.")] = "UTC",
+    name: Annotated[str | None, typer.Option(help="Deployment name (default: the pipeline's).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Most runs executing at once here.")] = None,
+) -> None:
+    """Serve the flow on a schedule (runs today's date each time) until stopped with Ctrl-C."""
+    _load(config)
+    from flows.deploy import serve as serve_flow
+
+    console.print(f"serving {config} on '{cron}' ({timezone}); the runs use the Prefect API at "
+                  "PREFECT_API_URL (or a local one), stop with Ctrl-C")
+    serve_flow(config, cron=cron, timezone=timezone, name=name, limit=limit)
 
 
 def _print_summary(summary, cfg) -> None:

@@ -1,0 +1,80 @@
+"""`gates serve` in a real process: the scheduled deployment is registered, and a run of it
+executes the flow, visible through Prefect's API and in the MLflow registry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gates import tracking
+from gates.config import load_config
+from tests.conftest import REPO, RUN_DATE
+
+pytestmark = pytest.mark.slow
+
+
+def test_prefect_yaml_deploys_the_retrain_flow_with_its_parameters():
+    import inspect
+
+    from flows.retrain import retrain
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    (dep,) = spec["deployments"]
+    module, func = dep["entrypoint"].split(":")
+    assert (REPO / module).exists() and func == retrain.fn.__name__
+    assert set(dep["parameters"]) == set(inspect.signature(retrain.fn).parameters)
+    assert dep["schedules"][0]["cron"] == "0 3 * * *" and dep["work_pool"]["name"] == "retrain"
+
+
+def _served_deployment(client, name: str, proc: subprocess.Popen, log: Path, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return client.read_deployment_by_name(f"retrain/{name}")
+        except Exception:  # noqa: BLE001 - not registered yet
+            if proc.poll() is not None:
+                pytest.fail(f"gates serve exited {proc.returncode}: {log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    pytest.fail(f"deployment retrain/{name} not registered in {timeout} s: {log.read_text()[-3000:]}")
+
+
+def test_gates_serve_schedules_the_flow_and_runs_it(make_config, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import get_current_settings
+
+    config = make_config()
+    cfg = load_config(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env |= {"PREFECT_API_URL": str(get_current_settings().api.url),
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gates.cli", "serve", "--config", str(config),
+                                 "--cron", "0 3 * * *"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with get_client(sync_client=True) as client:
+            dep = _served_deployment(client, cfg.name, proc, log)
+            assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
+            assert dep.parameters == {"config_path": str(config.resolve()), "run_date": None}
+
+            run = run_deployment(f"retrain/{cfg.name}", parameters={"run_date": RUN_DATE.isoformat()},
+                                 timeout=300, poll_interval=1)
+            assert run.state.is_completed(), (run.state, log.read_text()[-3000:])
+            artifacts = client.read_artifacts()
+            report = [a for a in artifacts if a.flow_run_id == run.id and a.key == "churn-demo-gate-report"]
+            assert report and "promoted version" in report[0].data
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    champion = tracking.champion(cfg)
+    assert champion is not None and champion.version == "1"
+    assert tracking.client(cfg).get_run(champion.run_id).data.tags["prefect.flow_run_id"] == str(run.id)
