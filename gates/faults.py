@@ -299,8 +299,6 @@ def shuffled_split(target: FaultTarget) -> None:
        description="A backfill re-delivers 5% of the test period's events into the training days' "
        "partitions, re-stamped with the load day: the model trains on rows it is tested on.")
 def train_test_overlap(target: FaultTarget) -> None:
-    import numpy as np
-
     split = target.config.get("split", {})
     held = int(split.get("test_days", 7)) + int(split.get("gap_days", 0))
     window = target.window()
@@ -308,7 +306,8 @@ def train_test_overlap(target: FaultTarget) -> None:
     ts = target.config["data"]["timestamp"]
     copied = pd.concat([target.read(p) for d in test_days for p in target.files(d)], ignore_index=True)
     copied = copied.sample(frac=0.05, random_state=target.seed)
-    for day, chunk in zip(train_days, np.array_split(copied, len(train_days)), strict=False):
+    for k, day in enumerate(train_days):
+        chunk = copied.iloc[k::len(train_days)]
         path = target.files(day)[0]
         restamped = chunk.assign(**{ts: chunk[ts] - (chunk[ts].dt.normalize() - pd.Timestamp(day))})
         merged = pd.concat([target.read(path), restamped], ignore_index=True)

@@ -51,6 +51,11 @@ def _differs(raw: pd.Series, seen: pd.Series) -> np.ndarray:
     return (raw.astype("str") != seen.astype("str")).to_numpy()
 
 
+def _plain(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
 def check_serving_skew(ctx, settings: ServingSkewGate) -> GateResult:
     cfg, features = ctx.cfg, ctx.cfg.data.features.all
     if ctx.exported is None or ctx.scores is None or ctx.split is None or ctx.ingested is None:
@@ -83,7 +88,7 @@ def check_serving_skew(ctx, settings: ServingSkewGate) -> GateResult:
                 i = int(np.flatnonzero(mask)[0])
                 lines.append(f"feature {f!r} differs between raw rows and the rows the model was "
                              f"trained and evaluated on in {mask.mean():.0%} of rows (e.g. raw "
-                             f"{raw_rows[f].iloc[i]!r} vs evaluated {seen[f].iloc[i]!r}): "
+                             f"{_plain(raw_rows[f].iloc[i])} vs evaluated {_plain(seen[f].iloc[i])}): "
                              "transformed outside the model pipeline")
         if bad.any():
             failures.append(f"{int(bad.sum())} of {len(paired)} raw test rows get different "

@@ -69,7 +69,7 @@ def split_data(frame: pd.DataFrame, cfg: PipelineConfig, run_date: dt.date) -> S
     is_train = (times < train_end).to_numpy()
     if split.entity_aware:
         test_entities = frame.loc[is_test, entity].unique()
-        is_train &= ~frame[entity].isin(test_entities).to_numpy()
+        is_train = is_train & ~frame[entity].isin(test_entities).to_numpy()
     result = _make(frame, is_train, is_test, strategy="time", test_start=test_start,
                    gap_days=split.gap_days, entity_aware=split.entity_aware)
     if result.train.empty or result.test.empty:

@@ -1,0 +1,57 @@
+"""The split (issue #4): time order with a gap, entity-aware, random; it records where rows came from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gates.config import parse_config
+from gates.ingest import ingest
+from gates.split import split_data
+from tests.conftest import RUN_DATE, demo_config
+
+
+@pytest.fixture(scope="module")
+def frame_and_config(clean_data, tmp_path_factory):
+    def make(**overrides):
+        cfg = parse_config(demo_config(tmp_path_factory.mktemp("split"), clean_data, **overrides))
+        return ingest(cfg, RUN_DATE).combined(), cfg
+
+    return make
+
+
+def test_time_split_holds_out_newest_days_and_drops_the_gap(frame_and_config):
+    frame, cfg = frame_and_config(**{"split.test_days": 7, "split.gap_days": 2})
+    split = split_data(frame, cfg, RUN_DATE)
+    start = pd.Timestamp(RUN_DATE) - pd.Timedelta(days=7)
+    assert split.test["event_time"].min() >= start
+    assert split.train["event_time"].max() < start - pd.Timedelta(days=2)
+    gap_rows = frame["event_time"].between(start - pd.Timedelta(days=2), start, inclusive="left").sum()
+    assert gap_rows > 0 and len(split.train) + len(split.test) + gap_rows == len(frame)
+    # Positions pair each split row with the frame row it came from.
+    pd.testing.assert_frame_equal(frame.iloc[split.test_positions].reset_index(drop=True), split.test)
+    pd.testing.assert_frame_equal(frame.iloc[split.train_positions].reset_index(drop=True), split.train)
+
+
+@pytest.mark.parametrize("strategy", ["time", "random"])
+def test_entity_aware_split_keeps_each_customer_on_one_side(frame_and_config, strategy):
+    frame, cfg = frame_and_config(**{"split.strategy": strategy, "split.entity_aware": True})
+    split = split_data(frame, cfg, RUN_DATE)
+    shared = np.intersect1d(split.train["customer_id"].unique(), split.test["customer_id"].unique())
+    assert len(shared) == 0 and len(split.train) > len(split.test) > 0
+    assert split.entity_aware and split.strategy == strategy
+
+
+def test_random_split_mixes_periods(frame_and_config):
+    frame, cfg = frame_and_config(**{"split.strategy": "random"})
+    split = split_data(frame, cfg, RUN_DATE)
+    assert split.strategy == "random"
+    assert split.train["event_time"].max() > split.test["event_time"].min()
+    assert abs(len(split.test) / len(frame) - cfg.split.test_fraction) < 0.02
+
+
+def test_entity_aware_without_entity_column_names_the_field(frame_and_config):
+    frame, cfg = frame_and_config(**{"split.entity_aware": True, "data.entity_id": None})
+    with pytest.raises(ValueError, match="data.entity_id"):
+        split_data(frame, cfg, RUN_DATE)
