@@ -29,7 +29,7 @@ from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots,
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
-from gates.evaluation import evaluate, evaluate_champion  # noqa: E402
+from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
@@ -196,6 +196,9 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     mlflow.log_metrics({f"test.{k}": v for k, v in ctx.metrics.items()})
     for name, scores in ctx.baseline_metrics.items():
         mlflow.log_metrics({f"baseline.{name}.{k}": v for k, v in scores.items()})
+    if ctx.champion_metrics:  # the champion scored on the same test rows, for MLflow's compare view
+        mlflow.log_metrics({f"champion.{k}": v for k, v in ctx.champion_metrics.items()})
+        mlflow.log_metrics(champion_deltas(ctx.metrics, ctx.champion_metrics))
     with timed("gates.model"):
         ok = run_stage("model", [*leakage_gates.plan_after_training(ctx), *model_gates.plan(ctx)], gates)
     if not ok:

@@ -1,36 +1,60 @@
-"""Artifact gates: the exported files are whole, and load and predict in a fresh process."""
+"""Artifact gates: the exported files are whole, load and predict in a fresh process, accept
+what the data contract delivers, and were written by the library versions that will load them.
+
+The two fresh-process loads (joblib and MLflow pyfunc) run once per run, in parallel, and both
+the load gate and the library-versions gate read their reports.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gates.config import ArtifactGate, PipelineConfig
 from gates.export import Exported, sha256
-from gates.results import Family, GateResult, judge
+from gates.results import Family, GateResult, judge, plan_gate
+
+LOADERS = ("joblib", "mlflow-pyfunc")
+# pandas/numpy dtype in the GE suite -> the MLflow signature type a column of it gets.
+CONTRACT_TO_SIGNATURE = {"int64": "long", "int32": "integer", "float64": "double", "float32": "float",
+                         "str": "string", "string": "string", "object": "string", "bool": "boolean",
+                         "datetime64": "datetime", "datetime64[ns]": "datetime"}
+UNPICKLING_ERRORS = {"UnpicklingError", "ModuleNotFoundError", "AttributeError", "ImportError",
+                     "EOFError", "ValueError", "KeyError", "TypeError"}
 
 
-def check_integrity(exported: Exported, settings: ArtifactGate) -> GateResult:
+def _require(exported: Exported | None) -> Exported:
+    if exported is None:
+        raise ValueError("nothing was exported: the artifact gates have no files to verify")
+    return exported
+
+
+def check_integrity(exported: Exported | None, settings: ArtifactGate) -> GateResult:
     """Every exported file exists, is non-empty, and still has the checksum recorded at export."""
+    exported = _require(exported)
     failures = []
-    roots = {"mlflow/": exported.mlflow_model_dir, "": exported.dir}
     for rel, recorded in exported.checksums.items():
-        root = roots["mlflow/"] if rel.startswith("mlflow/") else roots[""]
-        path = root / rel.removeprefix("mlflow/")
+        path = exported.path_of(rel)
+        size = exported.sizes.get(rel)
         if not path.is_file():
             failures.append(f"{path}: missing")
         elif path.stat().st_size == 0:
-            failures.append(f"{path}: empty (0 bytes)")
+            failures.append(f"{path}: empty (0 bytes" + (f", {size} at export)" if size else ")"))
+        elif size is not None and path.stat().st_size < size:
+            failures.append(f"{path}: truncated ({path.stat().st_size} of {size} bytes written at export)")
         elif sha256(path) != recorded:
             failures.append(f"{path}: checksum changed since export (corrupted or rewritten)")
+    if not exported.checksums:
+        failures.append(f"{exported.dir}: no checksums were recorded at export")
     return judge(
-        "artifact_integrity",
-        Family.ARTIFACT,
-        failures=failures,
-        measured={"files": len(exported.checksums), "bad_files": len(failures)},
+        "artifact_integrity", Family.ARTIFACT, failures=failures,
+        measured={"files": len(exported.checksums), "bad_files": len(failures),
+                  "bytes": sum(exported.sizes.values())},
         hint="Re-export the model; if it happens again, check the disk and whatever writes to "
         "the export folder between export and verification.",
         ok_summary=f"{len(exported.checksums)} files non-empty, checksums match",
@@ -40,39 +64,57 @@ def check_integrity(exported: Exported, settings: ArtifactGate) -> GateResult:
 def probe(loader: str, path: Path, golden: Path, task: str, timeout: int) -> dict:
     """Load the model in a new interpreter; a crash or a timeout is a finding, not a pass."""
     cmd = [sys.executable, "-m", "gates.load_probe", loader, str(path), str(golden), task]
+    base = {"loader": loader, "path": str(path), "warnings": [], "versions": {}}
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              cwd=Path(__file__).resolve().parents[1])
     except subprocess.TimeoutExpired:
-        return {"loader": loader, "error": f"timed out after {timeout}s", "warnings": []}
+        return {**base, "error": f"timed out after {timeout}s", "error_stage": "load"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        return {"loader": loader, "error": f"exit {done.returncode}: {' | '.join(tail)}", "warnings": []}
+        return {**base, "error": f"exit {done.returncode}: {' | '.join(tail)}", "error_stage": "load"}
     return json.loads(lines[-1])
 
 
-def check_fresh_load(exported: Exported, cfg: PipelineConfig, settings: ArtifactGate) -> GateResult:
+class LoadProbes:
+    """The fresh-process loads of one export, run once (in parallel) and shared by the gates."""
+
+    def __init__(self, exported: Exported | None, cfg: PipelineConfig, settings: ArtifactGate) -> None:
+        self.exported, self.cfg, self.settings = exported, cfg, settings
+        self._lock = threading.Lock()
+        self._reports: list[dict] | None = None
+
+    def jobs(self) -> list[tuple[str, Path]]:
+        exported = _require(self.exported)
+        return [("joblib", exported.joblib_path), ("mlflow-pyfunc", exported.mlflow_model_dir)]
+
+    def reports(self) -> list[dict]:
+        with self._lock:
+            if self._reports is None:
+                exported, jobs = _require(self.exported), self.jobs()
+                with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                    self._reports = list(pool.map(
+                        lambda job: probe(job[0], job[1], exported.golden_path, self.cfg.task.value,
+                                          self.settings.timeout_seconds), jobs))
+            return self._reports
+
+
+def check_fresh_load(probes: LoadProbes, settings: ArtifactGate) -> GateResult:
     """Both exports load in a fresh process and reproduce the in-memory predictions."""
-    jobs = [("joblib", exported.joblib_path), ("mlflow-pyfunc", exported.mlflow_model_dir)]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        reports = list(pool.map(
-            lambda job: probe(job[0], job[1], exported.golden_path, cfg.task.value,
-                              settings.timeout_seconds), jobs))
     failures, measured = [], {}
-    for (loader, path), report in zip(jobs, reports):
+    reports = probes.reports()
+    for (loader, path), report in zip(probes.jobs(), reports):
         if report.get("error"):
-            failures.append(f"{loader} load of {path} failed: {report['error']}")
+            failures.append(f"{loader} {report.get('error_stage') or 'load'} of {path} failed: {report['error']}")
             continue
         diff = report.get("max_abs_diff", float("nan"))
         measured[f"{loader}_max_abs_diff"] = diff
         if not diff <= settings.atol:
-            failures.append(f"{loader} predictions differ from training by up to {diff:.3g} "
+            failures.append(f"{loader} predictions of {path} differ from training by up to {diff:.3g} "
                             f"(> atol {settings.atol}) on {report.get('rows')} golden rows")
     return judge(
-        "artifact_loads",
-        Family.ARTIFACT,
-        failures=failures,
-        measured=measured,
+        "artifact_loads", Family.ARTIFACT, failures=failures, measured=measured,
         threshold={"atol": settings.atol, "timeout_seconds": settings.timeout_seconds},
         hint="The exported files do not hold the model that was evaluated: check the export "
         "step, the serialization format and the library versions of the loading environment.",
@@ -81,14 +123,137 @@ def check_fresh_load(exported: Exported, cfg: PipelineConfig, settings: Artifact
     )
 
 
+def contract_types(expectations: Path) -> dict[str, str]:
+    """Column -> dtype declared by the GE suite's expect_column_values_to_be_of_type expectations."""
+    suite = json.loads(Path(expectations).read_text())
+    return {e["kwargs"]["column"]: str(e["kwargs"].get("type_"))
+            for e in suite.get("expectations", [])
+            if e.get("type") == "expect_column_values_to_be_of_type" and "column" in e.get("kwargs", {})}
+
+
+def signature_inputs(model_dir: Path) -> dict[str, str] | None:
+    """Column -> MLflow type of the exported model's input signature (None: no signature)."""
+    from mlflow.models import Model
+
+    signature = Model.load(str(model_dir)).signature
+    if signature is None or signature.inputs is None:
+        return None
+    return {spec.name: getattr(spec.type, "name", str(spec.type)) for spec in signature.inputs.inputs}
+
+
+def check_signature(inputs: dict[str, str] | None, contract: dict[str, str], features: list[str],
+                    model_dir: Path | str = "the model") -> GateResult:
+    """The model's input signature has exactly the features, with the contract's types."""
+    failures, warnings = [], []
+    if inputs is None:
+        failures.append(f"{model_dir}: the MLflow model has no input signature")
+        inputs = {}
+    else:
+        missing = [f for f in features if f not in inputs]
+        extra = [c for c in inputs if c not in features]
+        if missing:
+            failures.append(f"signature lacks feature column(s) {missing} ({model_dir}/MLmodel)")
+        if extra:
+            failures.append(f"signature has column(s) {extra} that are not configured features")
+        for column in features:
+            if column not in inputs:
+                continue
+            declared = contract.get(column)
+            if declared is None:
+                warnings.append(f"column {column!r}: the data contract declares no type, signature says "
+                                f"{inputs[column]!r}")
+                continue
+            expected = CONTRACT_TO_SIGNATURE.get(declared, declared)
+            if inputs[column] != expected:
+                failures.append(f"column {column!r}: signature type {inputs[column]!r}, but the data "
+                                f"contract declares {declared!r} (signature type {expected!r})")
+    return judge(
+        "signature", Family.ARTIFACT, failures=failures, warnings=warnings,
+        measured={"signature_columns": len(inputs), "features": len(features)},
+        hint="Serving validates requests against this signature: re-export from data that matches "
+        "the contract, or update the contract (expectations suite) if the type change is intended.",
+        ok_summary=f"signature matches the data contract on {len(features)} feature columns",
+        details={"signature": inputs, "contract": {f: contract.get(f) for f in features}},
+    )
+
+
+def recorded_requirements(model_dir: Path) -> dict[str, str]:
+    """name -> version pinned in the MLflow model's requirements.txt."""
+    out = {}
+    path = Path(model_dir) / "requirements.txt"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;#]+)", line)
+            if match:
+                out[match.group(1).lower()] = match.group(2)
+    return out
+
+
+def _damaged(exported: Exported, loader: str) -> bool:
+    """Whether a loader's files changed since export (then the load error is not about versions)."""
+    keys = [k for k in exported.checksums if (k.startswith("mlflow/") == (loader != "joblib"))]
+    return any(not exported.path_of(k).is_file() or sha256(exported.path_of(k)) != exported.checksums[k]
+               for k in keys)
+
+
+def check_library_versions(probes: LoadProbes, exported: Exported | None) -> GateResult:
+    """The versions recorded with the model are the ones that load it.
+
+    Blocks on: a version pinned in the export (manifest or requirements.txt) that differs from
+    the loading interpreter's; scikit-learn's InconsistentVersionWarning (its own pickled version
+    field); an unpickling error. Each finding names the library and both versions.
+    """
+    exported = _require(exported)
+    reports = probes.reports()
+    runtime = next((r["versions"] for r in reports if r.get("versions")), {})
+    recorded = {**{k.lower(): v for k, v in exported.versions.items()},
+                **recorded_requirements(exported.mlflow_model_dir)}
+    failures, seen = [], set()
+    for name, version in sorted(recorded.items()):
+        now = runtime.get(name)
+        if now is not None and now != "not installed" and now != version:
+            failures.append(f"{name}: recorded {version} at export, runtime has {now}")
+    for report in reports:
+        for w in report.get("warnings", []):
+            if w.get("category") == "InconsistentVersionWarning":
+                key = (w.get("original_sklearn_version"), w.get("current_sklearn_version"))
+                if key in seen:
+                    continue
+                seen.add(key)
+                failures.append(f"scikit-learn: the model was pickled by scikit-learn {key[0]}, loaded "
+                                f"with {key[1]} (InconsistentVersionWarning on {w.get('estimator_name')}, "
+                                f"{report['loader']} load of {report['path']})")
+        if report.get("error") and report.get("error_stage") == "load" and _damaged(exported, report["loader"]):
+            continue  # an empty or corrupted file is artifact_integrity's finding, not a version problem
+        if report.get("error") and report.get("error_type") in UNPICKLING_ERRORS and report.get("error_stage") == "load":
+            pairs = ", ".join(f"{n} {recorded.get(n, '?')} recorded / {runtime.get(n, '?')} runtime"
+                              for n in ("scikit-learn", "numpy", "cloudpickle", "joblib"))
+            failures.append(f"unpickling error on {report['loader']} load of {report['path']}: "
+                            f"{report['error'][:300]} ({pairs})")
+    measured = {f"runtime_{k}": v for k, v in runtime.items() if k in ("scikit-learn", "numpy", "pandas")}
+    return judge(
+        "library_versions", Family.ARTIFACT, failures=failures, measured=measured,
+        threshold={"rule": "recorded == runtime"},
+        hint="Load the model with the versions it was trained with (requirements.txt of the MLflow "
+        "model), or retrain under the runtime's versions.",
+        ok_summary=f"{len(recorded)} recorded library versions match the runtime; no version warnings on load",
+        details={"recorded": recorded, "runtime": runtime},
+    )
+
+
 def plan(ctx) -> list:
     """The artifact gates, run on the exported files before anything is registered."""
-    from gates.results import plan_gate
+    g, cfg, exported = ctx.cfg.gates, ctx.cfg, ctx.exported
+    probes = LoadProbes(exported, cfg, g.artifact)
 
-    g = ctx.cfg.gates
+    def signature() -> GateResult:
+        model_dir = _require(exported).mlflow_model_dir
+        return check_signature(signature_inputs(model_dir), contract_types(cfg.expectations),
+                               cfg.data.features.all, model_dir)
+
     return [
-        *plan_gate("artifact_integrity", Family.ARTIFACT, g.artifact, check_integrity, ctx.exported,
-                   g.artifact),
-        *plan_gate("artifact_loads", Family.ARTIFACT, g.artifact, check_fresh_load, ctx.exported,
-                   ctx.cfg, g.artifact),
+        *plan_gate("artifact_integrity", Family.ARTIFACT, g.artifact, check_integrity, exported, g.artifact),
+        *plan_gate("library_versions", Family.ARTIFACT, g.artifact, check_library_versions, probes, exported),
+        *plan_gate("signature", Family.ARTIFACT, g.artifact, signature),
+        *plan_gate("artifact_loads", Family.ARTIFACT, g.artifact, check_fresh_load, probes, g.artifact),
     ]

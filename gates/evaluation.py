@@ -1,41 +1,52 @@
-"""Metrics of a fitted model on a split: the numbers the model gates judge."""
+"""Metrics of a fitted model on a split: the numbers the model gates judge.
+
+The candidate, the baselines and the champion are all scored on the same test rows, so every
+comparison is like for like. Metrics come from scikit-learn (cheap, no plots); the pass/fail
+rules for comparisons are MLflow's own `MetricThreshold` + `validate_evaluation_results`, guarded
+against NaN (its change checks crash on NaN with `decimal.InvalidOperation`).
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from gates.config import PipelineConfig, Task
+from gates.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, PipelineConfig, Task
+
+POSITIVE_THRESHOLD = 0.5  # a classifier's score at or above this is a positive prediction
 
 
 def predict_scores(model, X: pd.DataFrame, task: Task) -> np.ndarray:
     """Positive-class probability for classifiers, the prediction for regressors."""
     if task is Task.CLASSIFICATION:
-        return np.asarray(model.predict_proba(X))[:, 1]
+        return np.asarray(model.predict_proba(X), dtype=float)[:, 1]
     return np.asarray(model.predict(X), dtype=float)
 
 
 def compute_metrics(y_true: np.ndarray, scores: np.ndarray, task: Task) -> dict[str, float]:
+    """Every metric of the task; NaN where it cannot be computed (non-finite scores, one class)."""
     y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=float)
+    names = CLASSIFICATION_METRICS if task is Task.CLASSIFICATION else REGRESSION_METRICS
+    if len(scores) == 0 or not np.all(np.isfinite(scores)):
+        return {m: float("nan") for m in names}
     if task is Task.CLASSIFICATION:
-        if not np.all(np.isfinite(scores)):
-            return {m: float("nan") for m in ("roc_auc", "f1", "accuracy", "log_loss", "brier")}
-        labels = (scores >= 0.5).astype(int)
+        labels = (scores >= POSITIVE_THRESHOLD).astype(int)
         both = len(np.unique(y_true)) == 2
         return {
             "roc_auc": float(skm.roc_auc_score(y_true, scores)) if both else float("nan"),
             "f1": float(skm.f1_score(y_true, labels, zero_division=0)),
             "accuracy": float(skm.accuracy_score(y_true, labels)),
             "log_loss": float(skm.log_loss(y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])),
-            "brier": float(skm.brier_score_loss(y_true, scores)),
+            "brier": float(skm.brier_score_loss(y_true, scores)),  # calibration
         }
-    if not np.all(np.isfinite(scores)):
-        return {m: float("nan") for m in ("rmse", "mae", "r2")}
     return {
         "rmse": float(np.sqrt(skm.mean_squared_error(y_true, scores))),
         "mae": float(skm.mean_absolute_error(y_true, scores)),
-        "r2": float(skm.r2_score(y_true, scores)),
+        "r2": float(skm.r2_score(y_true, scores)) if len(y_true) > 1 else float("nan"),
     }
 
 
@@ -43,6 +54,72 @@ def evaluate(model, test: pd.DataFrame, cfg: PipelineConfig) -> tuple[dict[str, 
     X = test[cfg.data.features.all]
     scores = predict_scores(model, X, cfg.task)
     return compute_metrics(test[cfg.data.target].to_numpy(), scores, cfg.task), scores
+
+
+def slice_metrics(test: pd.DataFrame, scores: np.ndarray, cfg: PipelineConfig,
+                  metric: str) -> dict[str, dict[str, float | int]]:
+    """`metric` and the row count for every value of every `cfg.data.slices` column."""
+    out: dict[str, dict[str, float | int]] = {}
+    y = test[cfg.data.target].to_numpy()
+    for column in cfg.data.slices:
+        if column not in test.columns:
+            raise KeyError(f"slice column {column!r} (data.slices) is not in the test split")
+        codes, values = pd.factorize(test[column], use_na_sentinel=False)
+        for code, value in enumerate(values):
+            rows = codes == code
+            value_metric = compute_metrics(y[rows], scores[rows], cfg.task)[metric]
+            out[f"{column}={value}"] = {"rows": int(rows.sum()), metric: value_metric}
+    return out
+
+
+def prediction_profile(scores: np.ndarray, task: Task) -> dict[str, float]:
+    """What the predictions look like as a whole: level (positive share or mean) and spread."""
+    scores = np.asarray(scores, dtype=float)
+    finite = scores[np.isfinite(scores)]
+    level = (float(np.mean(finite >= POSITIVE_THRESHOLD)) if task is Task.CLASSIFICATION
+             else float(np.mean(finite))) if len(finite) else float("nan")
+    return {"level": level, "mean": float(np.mean(finite)) if len(finite) else float("nan"),
+            "std": float(np.std(finite)) if len(finite) else float("nan"),
+            "distinct": int(len(np.unique(finite))), "non_finite": int(len(scores) - len(finite))}
+
+
+def mlflow_threshold_failures(metric: str, greater_is_better: bool, candidate: float, *,
+                              floor: float | None = None, reference: float | None = None,
+                              min_gain: float | None = None, reference_name: str = "reference") -> list[str]:
+    """Judge one metric with MLflow's MetricThreshold; returns the failure messages (none = pass).
+
+    `floor` is an absolute value the candidate must reach; `min_gain` (> 0) the amount by which
+    it must beat `reference`. NaN is reported here instead of crashing MLflow's Decimal checks,
+    and numbers are cast to plain floats because MetricThreshold rejects numpy floats.
+    """
+    from mlflow.models import MetricThreshold
+    from mlflow.models.evaluation import EvaluationResult
+    from mlflow.models.evaluation.validation import ModelValidationFailedException, validate_evaluation_results
+
+    values = {"candidate": candidate, **({reference_name: reference} if reference is not None else {})}
+    bad = [f"{who} {metric} is {value} (not finite), so it cannot be compared"
+           for who, value in values.items() if value is None or not math.isfinite(value)]
+    if floor is not None and not math.isfinite(floor):
+        bad.append(f"threshold for {metric} is {floor} (not finite)")
+    if bad:
+        return bad
+    gain = float(min_gain) if min_gain else None
+    if reference is None and gain is not None:
+        raise ValueError(f"min_gain for {metric} needs a reference value to compare with")
+    if floor is None and gain is None:
+        if reference is None:
+            return []
+        floor = reference  # zero margin: at least as good as the reference
+    threshold = MetricThreshold(threshold=float(floor) if floor is not None else None,
+                                min_absolute_change=gain, greater_is_better=bool(greater_is_better))
+    candidate_result = EvaluationResult({metric: float(candidate)}, {}, run_id="candidate")
+    reference_result = (EvaluationResult({metric: float(reference)}, {}, run_id=reference_name)
+                        if gain is not None else None)
+    try:
+        validate_evaluation_results({metric: threshold}, candidate_result, reference_result)
+    except ModelValidationFailedException as exc:
+        return [" ".join(str(exc.message if hasattr(exc, "message") else exc).split())]
+    return []
 
 
 def evaluate_champion(ctx) -> None:
@@ -65,3 +142,11 @@ def evaluate_champion(ctx) -> None:
         ctx.champion_metrics, ctx.champion_scores = evaluate(ctx.champion_model, ctx.split.test, ctx.cfg)
     except Exception as exc:  # noqa: BLE001 - the champion gate turns this into an error result
         ctx.champion_error = f"{type(exc).__name__}: {exc}"
+
+
+def champion_deltas(metrics: dict[str, float], champion_metrics: dict[str, float] | None) -> dict[str, float]:
+    """`delta.<metric>` = candidate − champion on the same rows, for MLflow's compare view."""
+    if not champion_metrics:
+        return {}
+    return {f"delta.{k}": float(v - champion_metrics[k]) for k, v in metrics.items()
+            if k in champion_metrics and math.isfinite(v) and math.isfinite(champion_metrics[k])}

@@ -28,8 +28,15 @@ class Exported:
     mlflow_model_dir: Path
     model_uri: str
     golden_path: Path
-    checksums: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)  # relative name -> sha256 at export
+    sizes: dict[str, int] = field(default_factory=dict)  # relative name -> bytes at export
     versions: dict[str, str] = field(default_factory=dict)
+
+    def path_of(self, rel: str) -> Path:
+        """The file a checksum key names: 'mlflow/<file>' in the MLflow model, else in `dir`."""
+        if rel.startswith("mlflow/"):
+            return self.mlflow_model_dir / rel.removeprefix("mlflow/")
+        return self.dir / rel
 
 
 def sha256(path: Path) -> str:
@@ -61,11 +68,11 @@ def atomic_write_bytes(path: Path, write) -> Path:
 
 
 def library_versions() -> dict[str, str]:
-    import mlflow
-    import sklearn
+    """The libraries a pickled model depends on, pinned into the MLflow model's requirements.txt
+    (the same names the fresh-process probe reports, so the library_versions gate can compare)."""
+    from gates.load_probe import runtime_versions
 
-    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "pandas": pd.__version__,
-            "joblib": joblib.__version__, "mlflow": mlflow.__version__}
+    return {k: v for k, v in runtime_versions().items() if v != "not installed"}
 
 
 def export_model(model, test: pd.DataFrame, cfg: PipelineConfig, run_id: str, golden_rows: int) -> Exported:
@@ -91,12 +98,17 @@ def export_model(model, test: pd.DataFrame, cfg: PipelineConfig, run_id: str, go
         serialization_format="cloudpickle",
         pip_requirements=[f"{k}=={v}" for k, v in library_versions().items()],
     )
+    # A local artifact store returns the stored files themselves, so the gates verify what is registered.
     local_model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri))
     files = [p for p in local_model_dir.rglob("*") if p.is_file()]
     sums = {f"mlflow/{k}": v for k, v in checksums(files, local_model_dir).items()}
     sums["model.joblib"] = sha256(joblib_path)
+    sizes = {f"mlflow/{p.relative_to(local_model_dir)}": p.stat().st_size for p in files}
+    sizes["model.joblib"] = joblib_path.stat().st_size
     versions = library_versions()
-    (out / "manifest.json").write_text(json.dumps(
-        {"model_uri": info.model_uri, "checksums": sums, "versions": versions}, indent=2))
+    manifest = json.dumps({"model_uri": info.model_uri, "checksums": sums, "sizes": sizes,
+                           "versions": versions}, indent=2)
+    atomic_write_bytes(out / "manifest.json", lambda tmp: Path(tmp).write_text(manifest))
     return Exported(dir=out, joblib_path=joblib_path, mlflow_model_dir=local_model_dir,
-                    model_uri=info.model_uri, golden_path=golden_path, checksums=sums, versions=versions)
+                    model_uri=info.model_uri, golden_path=golden_path, checksums=sums, sizes=sizes,
+                    versions=versions)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from gates.ingest import discover, expected_partitions, read_file
 from gates.config import Cadence, DataFormat
@@ -77,11 +78,15 @@ class Fault:
 FAULTS: dict[str, Fault] = {}
 
 
-def fault(name: str, expected_gate: str, description: str) -> Callable:
-    """Register a fault under `name`, with the gate that must block it."""
+def fault(name: str, expected_gate: str, description: str, tags: list[str] | None = None) -> Callable:
+    """Register a fault under `name`, with the gate that must block it.
+
+    Tag `needs_champion` when the gate judges against the champion: the scenario runner then
+    promotes a clean run first.
+    """
 
     def register(fn: Callable[[FaultTarget], None]) -> Callable[[FaultTarget], None]:
-        FAULTS[name] = Fault(name, expected_gate, description, fn)
+        FAULTS[name] = Fault(name, expected_gate, description, fn, list(tags or []))
         return fn
 
     return register
@@ -218,6 +223,171 @@ def label_shift(target: FaultTarget) -> None:
         return f.assign(churned=f["churned"].where(~flip, 1))
 
     target.rewrite(relabel, _recent(target, 14))
+
+
+# --------------------------------------------------------------------------- model and artifact faults
+# Model faults change the candidate (hyperparameters, a pipeline factory); artifact faults use
+# export hooks to damage what was written. Every class and function here is importable, so the
+# exported pickles load in a fresh process like a user's own code would.
+
+
+def _set_params(target: FaultTarget, **params: Any) -> None:
+    model = target.config.setdefault("model", {})
+    model["params"] = {**model.get("params", {}), **params}
+
+
+@fault("regressed_hyperparameters", expected_gate="champion", tags=["needs_champion"],
+       description="A debugging max_iter=10 left in the config: the candidate still beats the "
+       "baselines but is worse than the champion on the same new rows.")
+def regressed_hyperparameters(target: FaultTarget) -> None:
+    _set_params(target, max_iter=10)
+
+
+@fault("below_baseline", expected_gate="baseline",
+       description="A smoke-test max_iter=3 shipped: the candidate is no better than the simple "
+       "logistic-regression baseline.")
+def below_baseline(target: FaultTarget) -> None:
+    _set_params(target, max_iter=3)
+
+
+@fault("constant_predictions", expected_gate="predictions",
+       description="min_samples_leaf typed as 100000 (more than the training rows): no tree can "
+       "split, and the model predicts the prior for everyone.")
+def constant_predictions(target: FaultTarget) -> None:
+    _set_params(target, min_samples_leaf=100_000)
+
+
+class ExposureNormalisedClassifier(ClassifierMixin, BaseEstimator):
+    """A hand-written wrapper that turns the probability into a per-support-call rate and back,
+    without guarding zero calls: 0/0 gives NaN for every customer who never called."""
+
+    def __init__(self, base: Any = None, exposure: str = "support_calls") -> None:
+        self.base = base
+        self.exposure = exposure
+
+    def fit(self, X: pd.DataFrame, y: Any) -> ExposureNormalisedClassifier:
+        from sklearn.base import clone
+
+        self.base_ = clone(self.base).fit(X, y)
+        self.classes_ = self.base_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> Any:
+        import numpy as np
+
+        p = self.base_.predict_proba(X)[:, 1]
+        calls = X[self.exposure].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = (p / calls) * calls
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> Any:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def nan_metric_pipeline(cfg: Any) -> Any:
+    """model.pipeline factory for the nan_metric fault."""
+    from sklearn.pipeline import Pipeline
+
+    from gates.training import preprocessor, make_estimator
+
+    inner = Pipeline([("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
+    return Pipeline([("exposure_normalised", ExposureNormalisedClassifier(inner))])
+
+
+@fault("nan_metric", expected_gate="metric_sanity",
+       description="A custom estimator divides by support_calls without guarding zero: NaN "
+       "probabilities, so every metric is NaN.")
+def nan_metric(target: FaultTarget) -> None:
+    target.config.setdefault("model", {})["pipeline"] = "gates.faults:nan_metric_pipeline"
+
+
+SLICE_COLLAPSE_REGION = "west"
+
+
+def blank_region_numeric(X: pd.DataFrame, column: str = "region", value: str = SLICE_COLLAPSE_REGION) -> pd.DataFrame:
+    """A regional enrichment whose lookup table lost one region: its numeric features become NaN."""
+    X = X.copy()
+    rows = (X[column] == value).to_numpy()
+    numeric = X.select_dtypes("number").columns
+    X.loc[rows, numeric] = float("nan")
+    return X
+
+
+def slice_collapse_pipeline(cfg: Any) -> Any:
+    """model.pipeline factory for the slice_collapse fault."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from gates.training import preprocessor, make_estimator
+
+    return Pipeline([("regional_enrichment", FunctionTransformer(blank_region_numeric)),
+                     ("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
+
+
+@fault("slice_collapse", expected_gate="slices", tags=["needs_champion"],
+       description=f"A feature step loses region={SLICE_COLLAPSE_REGION!r}'s numeric features: the "
+       "model is blind on that slice while the overall metric moves less.")
+def slice_collapse(target: FaultTarget) -> None:
+    target.config.setdefault("model", {})["pipeline"] = "gates.faults:slice_collapse_pipeline"
+
+
+def empty_mlflow_model_file(ctx: Any) -> None:
+    """after_export hook: a sync job leaves the MLflow model's pickle empty (0 bytes)."""
+    next(ctx.exported.mlflow_model_dir.glob("model.*")).write_bytes(b"")
+
+
+@fault("empty_artifact", expected_gate="artifact_integrity",
+       description="After export, the MLflow model file is emptied (an interrupted copy).")
+def empty_artifact(target: FaultTarget) -> None:
+    target.add_hook("after_export", "gates.faults:empty_mlflow_model_file")
+
+
+def corrupt_mlflow_model_file(ctx: Any) -> None:
+    """after_export hook: bit rot in the MLflow model's pickle (same size, 64 bytes overwritten
+    in the middle), the file that would be registered and served."""
+    path = next(ctx.exported.mlflow_model_dir.glob("model.*"))
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    path.write_bytes(bytes(data))
+
+
+@fault("corrupted_artifact", expected_gate="artifact_integrity",
+       description="After export, 64 bytes in the middle of the MLflow model pickle are flipped "
+       "(bit rot or a bad copy): same size, different checksum, and it no longer unpickles.")
+def corrupted_artifact(target: FaultTarget) -> None:
+    target.add_hook("after_export", "gates.faults:corrupt_mlflow_model_file")
+
+
+OLD_SKLEARN_VERSION = "1.5.2"
+_REAL_SKLEARN_VERSION: dict[str, str] = {}
+
+
+def pickle_as_old_sklearn(ctx: Any) -> None:
+    """before_export hook: scikit-learn records OLD_SKLEARN_VERSION in every pickled estimator
+    (its own `_sklearn_version` field, written by BaseEstimator.__getstate__), as if the model
+    had been trained in an older environment."""
+    import sklearn.base
+
+    _REAL_SKLEARN_VERSION.setdefault("version", sklearn.base.__version__)
+    sklearn.base.__version__ = OLD_SKLEARN_VERSION
+
+
+def restore_sklearn_version(ctx: Any) -> None:
+    """after_export hook: undo pickle_as_old_sklearn."""
+    import sklearn.base
+
+    sklearn.base.__version__ = _REAL_SKLEARN_VERSION.pop("version", sklearn.base.__version__)
+
+
+@fault("library_version_mismatch", expected_gate="library_versions",
+       description=f"The model is pickled with scikit-learn {OLD_SKLEARN_VERSION} recorded in its "
+       "version field; the runtime's scikit-learn warns (InconsistentVersionWarning) on load.")
+def library_version_mismatch(target: FaultTarget) -> None:
+    target.add_hook("before_export", "gates.faults:pickle_as_old_sklearn")
+    target.add_hook("after_export", "gates.faults:restore_sklearn_version")
+
 
 
 # --------------------------------------------------------------------------- leakage faults

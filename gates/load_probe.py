@@ -2,6 +2,8 @@
 
 Usage: python -m gates.load_probe LOADER PATH GOLDEN TASK  -> one JSON line on stdout.
 A fresh process is the only honest test that the files, not the flow's memory, hold the model.
+The report also carries this interpreter's library versions and every warning raised on load
+(scikit-learn's InconsistentVersionWarning with both versions), for the library_versions gate.
 """
 
 from __future__ import annotations
@@ -9,46 +11,71 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from importlib import metadata
+
+LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "cloudpickle", "mlflow")
+
+
+def runtime_versions() -> dict[str, str]:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _warning(w: warnings.WarningMessage) -> dict:
+    entry = {"category": w.category.__name__, "message": str(w.message)[:500]}
+    for attr in ("estimator_name", "original_sklearn_version", "current_sklearn_version"):
+        if hasattr(w.message, attr):  # sklearn.exceptions.InconsistentVersionWarning
+            entry[attr] = str(getattr(w.message, attr))
+    return entry
+
+
+def _load(loader: str, path: str):
+    if loader == "joblib":
+        import joblib
+
+        return joblib.load(path), None
+    import mlflow
+
+    pyfunc = mlflow.pyfunc.load_model(path)
+    return pyfunc.get_raw_model(), pyfunc
 
 
 def main(loader: str, path: str, golden: str, task: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    report: dict = {"loader": loader, "warnings": [], "error": None}
+    report: dict = {"loader": loader, "path": path, "warnings": [], "error": None,
+                    "error_stage": None, "versions": runtime_versions()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        stage = "load"
         try:
-            if loader == "joblib":
-                import joblib
-
-                model = joblib.load(path)
-            else:
-                import mlflow
-
-                model = mlflow.sklearn.load_model(path) if loader == "mlflow-sklearn" else None
-                pyfunc = mlflow.pyfunc.load_model(path) if loader == "mlflow-pyfunc" else None
+            model, pyfunc = _load(loader, path)
+            stage = "predict"
             frame = pd.read_parquet(golden)
             X = frame.drop(columns=["__expected__"])
-            if loader == "mlflow-pyfunc":
-                if task == "classification":
-                    raw = pyfunc.get_raw_model() if hasattr(pyfunc, "get_raw_model") else None
-                    scores = raw.predict_proba(X)[:, 1] if raw is not None else pyfunc.predict(X)
-                else:
-                    scores = np.asarray(pyfunc.predict(X), dtype=float)
-            elif task == "classification":
-                scores = model.predict_proba(X)[:, 1]
+            if pyfunc is not None:
+                pyfunc.predict(X.head(20))  # through MLflow's signature enforcement, as serving calls it
+            if task == "classification":
+                scores = np.asarray(model.predict_proba(X), dtype=float)[:, 1]
             else:
                 scores = np.asarray(model.predict(X), dtype=float)
-            expected = frame["__expected__"].to_numpy()
-            diff = np.abs(np.asarray(scores, dtype=float) - expected)
-            report["max_abs_diff"] = float(np.nanmax(diff)) if len(diff) else 0.0
-            report["nan_predictions"] = int(np.isnan(np.asarray(scores, dtype=float)).sum())
+            expected = frame["__expected__"].to_numpy(dtype=float)
+            same_nan = np.isnan(scores) & np.isnan(expected)
+            diff = np.where(same_nan, 0.0, np.abs(scores - expected))
+            report["max_abs_diff"] = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))) if len(diff) else 0.0
+            report["nan_predictions"] = int(np.isnan(scores).sum())
             report["rows"] = int(len(X))
         except Exception as exc:  # noqa: BLE001 - reported to the parent as the finding
-            report["error"] = f"{type(exc).__name__}: {exc}"
-    for w in caught:
-        report["warnings"].append({"category": w.category.__name__, "message": str(w.message)[:500]})
+            report["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+            report["error_type"] = type(exc).__name__
+            report["error_stage"] = stage
+    report["warnings"] = [_warning(w) for w in caught]
     return report
 
 

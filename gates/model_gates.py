@@ -1,50 +1,73 @@
-"""Model gates: the candidate against baselines and the champion, on the same test split."""
+"""Model gates: the candidate against baselines and the champion, on the same test split.
+
+Order matters for the headline (the first blocking gate names the cause), so the plan runs the
+most specific checks first: broken metrics, then degenerate predictions, then a collapsed slice,
+then the baselines, and last the overall comparison with the champion.
+"""
 
 from __future__ import annotations
 
 import math
 
-from gates.config import BaselineGate, MetricSanityGate, PipelineConfig
-from gates.results import Family, GateResult, judge
+import numpy as np
+import pandas as pd
 
+from gates.config import (BaselineGate, ChampionGate, MetricSanityGate, PipelineConfig, PredictionsGate,
+                          SlicesGate, Task)
+from gates.evaluation import mlflow_threshold_failures, prediction_profile, slice_metrics
+from gates.results import Family, GateResult, Status, judge, plan_gate
 
-def check_metric_sanity(candidate: dict[str, float], settings: MetricSanityGate) -> GateResult:
-    """NaN or infinite metrics mean the evaluation itself is broken: block before comparing."""
-    bad = {k: v for k, v in candidate.items() if not math.isfinite(v)}
-    return judge(
-        "metric_sanity",
-        Family.MODEL,
-        failures=[f"metric {k} is {v}" for k, v in bad.items()],
-        measured={f"candidate_{k}": v for k, v in candidate.items()},
-        hint="Non-finite metrics come from NaN/inf predictions, a test split with one class, "
-        "or NaN in the label: inspect the candidate's predictions on the test split.",
-        ok_summary="all metrics finite",
-    )
+FIRST_RUN = ("first run: no champion in the registry, so only absolute thresholds apply "
+             "(no comparison with a previous model)")
 
 
 def _improvement(candidate: float, reference: float, greater_is_better: bool) -> float:
     return candidate - reference if greater_is_better else reference - candidate
 
 
+def check_metric_sanity(candidate: dict[str, float], settings: MetricSanityGate,
+                        scores: np.ndarray | None = None) -> GateResult:
+    """NaN or infinite metrics mean the evaluation itself is broken: block before comparing."""
+    bad = {k: v for k, v in candidate.items() if not math.isfinite(v)}
+    failures = [f"metric {k} is {v}" for k, v in bad.items()]
+    measured: dict = {f"candidate_{k}": v for k, v in candidate.items()}
+    if not candidate:
+        failures.append("no metrics were computed for the candidate")
+    if scores is not None:
+        scores = np.asarray(scores, dtype=float)
+        nan, inf = int(np.isnan(scores).sum()), int(np.isinf(scores).sum())
+        measured.update(nan_predictions=nan, inf_predictions=inf)
+        if nan or inf:
+            failures.insert(0, f"the candidate predicted NaN on {nan} and ±inf on {inf} of "
+                            f"{len(scores)} test rows, so its metrics are undefined")
+    return judge(
+        "metric_sanity", Family.MODEL, failures=failures, measured=measured,
+        hint="Non-finite metrics come from NaN/inf predictions, a test split with one class, "
+        "or NaN in the label: inspect the candidate's predictions on the test split.",
+        ok_summary="all metrics finite",
+    )
+
+
 def check_baseline(candidate: dict[str, float], baselines: dict[str, dict[str, float]],
                    cfg: PipelineConfig, settings: BaselineGate) -> GateResult:
     """The candidate must beat every baseline by `min_improvement` in the primary metric."""
     metric, better = cfg.model.primary_metric, cfg.greater_is_better
-    value = candidate[metric]
+    value = candidate.get(metric, float("nan"))
+    if not baselines:
+        raise ValueError("no baseline was trained: the baseline gate cannot judge the candidate")
     failures, measured = [], {f"candidate_{metric}": value}
     for name, scores in baselines.items():
-        gain = _improvement(value, scores[metric], better)
-        measured[f"{name}_{metric}"] = scores[metric]
+        reference = scores.get(metric, float("nan"))
+        gain = _improvement(value, reference, better)
+        measured[f"{name}_{metric}"] = reference
         measured[f"gain_over_{name}"] = gain
-        if not (gain >= settings.min_improvement):  # NaN fails too
-            failures.append(
-                f"{metric} {value:.4f} beats baseline {name!r} ({scores[metric]:.4f}) by "
-                f"{gain:+.4f} < required {settings.min_improvement}")
+        found = mlflow_threshold_failures(metric, better, value, reference=reference,
+                                          min_gain=settings.min_improvement, reference_name=name)
+        if found:
+            failures.append(f"{metric} {value:.4f} beats baseline {name!r} ({reference:.4f}) by "
+                            f"{gain:+.4f} < required {settings.min_improvement} [{found[0]}]")
     return judge(
-        "baseline",
-        Family.MODEL,
-        failures=failures,
-        measured=measured,
+        "baseline", Family.MODEL, failures=failures, measured=measured,
         threshold={"min_improvement": settings.min_improvement, "metric": metric},
         hint="A candidate no better than a baseline has learned little: check the features reach "
         "the model, the label is right, and the hyperparameters were not changed by mistake.",
@@ -52,14 +75,162 @@ def check_baseline(candidate: dict[str, float], baselines: dict[str, dict[str, f
     )
 
 
+def check_champion(candidate: dict[str, float], champion_metrics: dict[str, float] | None,
+                   cfg: PipelineConfig, settings: ChampionGate, champion_version: str | None = None,
+                   champion_error: str | None = None) -> GateResult:
+    """No regression beyond `max_regression` against the champion scored on the same rows.
+
+    First run (no champion): the stated rule is that only the absolute floor `min_value`
+    applies, and the result says so. A champion that cannot be loaded is an error: we cannot
+    prove the candidate is not worse, so it does not ship.
+    """
+    metric, better = cfg.model.primary_metric, cfg.greater_is_better
+    value = candidate.get(metric, float("nan"))
+    threshold = {"metric": metric, "max_regression": settings.max_regression, "min_value": settings.min_value}
+    if champion_error:
+        return GateResult(
+            name="champion", family=Family.MODEL, status=Status.ERROR, threshold=threshold,
+            summary=f"champion v{champion_version} could not be loaded or scored: {champion_error}",
+            evidence=[f"models:/{cfg.mlflow.registered_model}@{cfg.mlflow.champion_alias} "
+                      f"(version {champion_version}): {champion_error}"],
+            hint="Fix the registry entry (or move the alias to a loadable version) and rerun; "
+            "without the champion's score the candidate cannot be proven not to regress.")
+    failures: list[str] = []
+    measured: dict = {f"candidate_{metric}": value}
+    if settings.min_value is not None:
+        failures += mlflow_threshold_failures(metric, better, value, floor=settings.min_value)
+    if champion_metrics is None:
+        return judge("champion", Family.MODEL, failures=failures, measured=measured, threshold=threshold,
+                     hint="The first model must still reach gates.champion.min_value.",
+                     ok_summary=FIRST_RUN, details={"first_run": True})
+    reference = champion_metrics.get(metric, float("nan"))
+    change = _improvement(value, reference, better)
+    measured.update({f"champion_{metric}": reference, "change": change})
+    floor = reference - settings.max_regression if better else reference + settings.max_regression
+    found = mlflow_threshold_failures(metric, better, value, floor=floor if math.isfinite(reference) else None,
+                                      reference=reference, reference_name="champion")
+    if found:
+        failures.append(f"{metric} {value:.4f} vs champion v{champion_version} {reference:.4f} on the "
+                        f"same test rows: change {change:+.4f} exceeds the tolerated regression "
+                        f"{settings.max_regression} [{found[0]}]")
+    return judge(
+        "champion", Family.MODEL, failures=failures, measured=measured, threshold=threshold,
+        hint="The candidate is worse than the model in production on the same new data: compare "
+        "hyperparameters and training data with the champion's run (gates compare RUN_A RUN_B).",
+        ok_summary=f"{metric} {value:.4f} vs champion v{champion_version} {reference:.4f} "
+        f"(change {change:+.4f}, tolerance {settings.max_regression})",
+    )
+
+
+def check_slices(test: pd.DataFrame, scores: np.ndarray, champion_scores: np.ndarray | None,
+                 cfg: PipelineConfig, settings: SlicesGate) -> GateResult:
+    """The primary metric on every slice: above the floor, and not far below the champion's.
+
+    Slices with fewer than `min_count` test rows are listed but not judged: their metric is
+    noise (the standard error of ROC AUC on 200 rows is about 0.03-0.04).
+    """
+    metric, better = cfg.model.primary_metric, cfg.greater_is_better
+    if not cfg.data.slices:
+        return judge("slices", Family.MODEL, failures=[], ok_summary="no slices configured (data.slices)")
+    candidate = slice_metrics(test, scores, cfg, metric)
+    champion = slice_metrics(test, champion_scores, cfg, metric) if champion_scores is not None else None
+    failures, small, table = [], [], {}
+    for key, row in candidate.items():
+        value = row[metric]
+        entry = {"rows": row["rows"], "candidate": value}
+        if champion is not None:
+            entry["champion"] = champion[key][metric]
+        table[key] = entry
+        if row["rows"] < settings.min_count:
+            small.append(f"{key} ({row['rows']} rows)")
+            continue
+        if not math.isfinite(value):
+            failures.append(f"slice {key}: {metric} is {value} on {row['rows']} rows")
+            continue
+        if settings.floor is not None and (value < settings.floor if better else value > settings.floor):
+            failures.append(f"slice {key}: {metric} {value:.4f} is past the floor {settings.floor} "
+                            f"({row['rows']} rows)")
+        if champion is not None and math.isfinite(entry["champion"]):
+            loss = -_improvement(value, entry["champion"], better)
+            entry["regression"] = loss
+            if loss > settings.max_regression:
+                failures.append(f"slice {key}: {metric} {value:.4f} vs champion {entry['champion']:.4f} "
+                                f"(regression {loss:.4f} > {settings.max_regression}, {row['rows']} rows)")
+    judged = [e for k, e in table.items() if e["rows"] >= settings.min_count]
+    worst = min((e["candidate"] for e in judged if math.isfinite(e["candidate"])), default=float("nan"),
+                key=lambda v: v if better else -v)
+    measured = {"slices": len(table), "judged": len(judged), "too_small": len(small),
+                f"worst_{metric}": worst,
+                "max_regression": max((e.get("regression", float("-inf")) for e in judged), default=float("nan"))}
+    if not math.isfinite(measured["max_regression"]):
+        measured["max_regression"] = None
+    notes = [f"reported, not judged (< {settings.min_count} rows): {', '.join(small)}"] if small else []
+    if champion is None:
+        notes.append(FIRST_RUN)
+    result = judge(
+        "slices", Family.MODEL, failures=failures, measured=measured,
+        threshold={"metric": metric, "floor": settings.floor, "max_regression": settings.max_regression,
+                   "min_count": settings.min_count},
+        hint="One segment got much worse: check features specific to that segment (joins, lookups, "
+        "encodings) and whether its training rows changed.",
+        ok_summary=f"{len(judged)} slices judged on {metric}" + (f"; {'; '.join(notes)}" if notes else ""),
+        details={"slices": table},
+    )
+    if failures and notes:
+        result.evidence += notes
+    return result
+
+
+def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cfg: PipelineConfig,
+                      settings: PredictionsGate) -> GateResult:
+    """Constant predictions block; the prediction level must stay near the champion's on the same rows.
+
+    Level: the share of positive predictions (classification, score >= 0.5) as an absolute
+    change, or the mean prediction (regression) as a change relative to the champion's mean.
+    """
+    task = cfg.task
+    profile = prediction_profile(scores, task)
+    what = "positive-prediction share" if task is Task.CLASSIFICATION else "mean prediction"
+    failures: list[str] = []
+    measured: dict = {"level": profile["level"], "std": profile["std"], "distinct": profile["distinct"]}
+    if profile["distinct"] <= 1:
+        failures.append(f"the candidate predicts one constant value ({profile['mean']:.4g}) for all "
+                        f"{len(scores)} test rows")
+    if profile["non_finite"]:
+        failures.append(f"{profile['non_finite']} non-finite predictions")
+    if champion_scores is not None:
+        champ = prediction_profile(champion_scores, task)
+        change = profile["level"] - champ["level"]
+        if task is Task.REGRESSION:
+            change = change / abs(champ["level"]) if champ["level"] else float("inf")
+        measured.update(champion_level=champ["level"], change=change)
+        if not abs(change) <= settings.max_rate_change:
+            failures.append(f"{what} {profile['level']:.4g} vs champion {champ['level']:.4g} on the same "
+                            f"rows: change {change:+.4g} beyond ±{settings.max_rate_change}")
+    return judge(
+        "predictions", Family.MODEL, failures=failures, measured=measured,
+        threshold={"max_rate_change": settings.max_rate_change},
+        hint="Constant or shifted predictions: check hyperparameters that stop the model from "
+        "learning (min_samples_leaf, regularisation) and the decision threshold.",
+        ok_summary=f"{what} {profile['level']:.4g}, {profile['distinct']} distinct predictions"
+        + ("" if champion_scores is not None else f"; {FIRST_RUN}"),
+    )
+
+
 def plan(ctx) -> list:
     """The model gates, run once the candidate, baselines and champion are evaluated."""
-    from gates.results import plan_gate
-
-    g = ctx.cfg.gates
+    g, cfg = ctx.cfg.gates, ctx.cfg
+    test = ctx.split.test if ctx.split is not None else None
+    version = ctx.champion.version if ctx.champion is not None else None
     return [
         *plan_gate("metric_sanity", Family.MODEL, g.metric_sanity, check_metric_sanity, ctx.metrics,
-                   g.metric_sanity),
+                   g.metric_sanity, ctx.scores),
+        *plan_gate("predictions", Family.MODEL, g.predictions, check_predictions, ctx.scores,
+                   ctx.champion_scores, cfg, g.predictions),
+        *plan_gate("slices", Family.MODEL, g.slices, check_slices, test, ctx.scores, ctx.champion_scores,
+                   cfg, g.slices),
         *plan_gate("baseline", Family.MODEL, g.baseline, check_baseline, ctx.metrics,
-                   ctx.baseline_metrics, ctx.cfg, g.baseline),
+                   ctx.baseline_metrics, cfg, g.baseline),
+        *plan_gate("champion", Family.MODEL, g.champion, check_champion, ctx.metrics, ctx.champion_metrics,
+                   cfg, g.champion, version, ctx.champion_error),
     ]
