@@ -37,10 +37,14 @@ def configure(cfg: PipelineConfig) -> str:
     experiment = client.get_experiment_by_name(cfg.mlflow.experiment)
     if experiment is not None:
         return experiment.experiment_id
-    location = Path(cfg.mlflow.artifact_root).resolve() / cfg.mlflow.experiment
-    location.mkdir(parents=True, exist_ok=True)
+    if uri.startswith(("http://", "https://")):
+        location = None  # a tracking server stores artifacts where it was told (--artifacts-destination)
+    else:
+        location = Path(cfg.mlflow.artifact_root).resolve() / cfg.mlflow.experiment
+        location.mkdir(parents=True, exist_ok=True)
     try:
-        return client.create_experiment(cfg.mlflow.experiment, artifact_location=location.as_uri())
+        return client.create_experiment(cfg.mlflow.experiment,
+                                        artifact_location=location.as_uri() if location else None)
     except MlflowException:  # created meanwhile by a concurrent run
         return client.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
 
