@@ -146,6 +146,27 @@ def _print_summary(summary, cfg) -> None:
     console.print("Prefect UI: prefect server start  (then open http://127.0.0.1:4200)")
 
 
+@app.command("compare")
+def compare(
+    run_a: Annotated[str, typer.Argument(help="MLflow run id (e.g. the champion's run).")],
+    run_b: Annotated[str, typer.Argument(help="MLflow run id to compare with it.")],
+    config: ConfigOpt = Path("configs/demo.yaml"),
+) -> None:
+    """Two runs side by side: metrics, gate verdicts and data fingerprints (differences highlighted)."""
+    from mlflow.exceptions import MlflowException
+
+    from gates import tracking
+    from gates.compare import compare_table
+
+    cfg = _load(config)
+    tracking.configure(cfg)
+    try:
+        console.print(compare_table(cfg, run_a, run_b))
+    except MlflowException as exc:
+        err.print(f"cannot compare: {exc.message}", style="red", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
 @app.command("scenarios")
 def scenarios(
     config: ConfigOpt = Path("configs/demo.yaml"),
