@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test bench scenarios clean
+.PHONY: install run test bench scenarios clean system-deps server server-stop server-env
 
 install: $(VENV)/.installed
 
@@ -26,8 +26,22 @@ run: install
 	$(BIN)/gates demo-data --config $(CONFIG)
 	$(BIN)/gates run --config $(CONFIG)
 
-test: install
+test: install system-deps
 	$(BIN)/pytest -n 2 --dist loadfile -q
+
+# PostgreSQL and Chromium from Debian's packages, for the server and browser tests (root only).
+system-deps:
+	bash scripts/system-deps.sh
+
+# On loopback: PostgreSQL, a Prefect server (:4200) and an MLflow server (:5000) on it; see README.
+server: install
+	bash scripts/server.sh start
+
+server-stop:
+	bash scripts/server.sh stop
+
+server-env:
+	@bash scripts/server.sh env
 
 bench: install
 	$(BIN)/python -m bench.run
@@ -37,4 +51,4 @@ scenarios: install
 	$(BIN)/gates scenarios --config $(CONFIG) --clean 10
 
 clean:
-	rm -rf data mlflow.db mlartifacts .prefect bench/results/*.json
+	rm -rf data mlflow.db mlartifacts .prefect .servers bench/results/*.json

@@ -1,0 +1,95 @@
+"""Headless Chromium opens the Prefect UI page of a blocked flow run, its gate report artifact,
+and the MLflow run page, checks the verdict is shown, and saves the screenshots under docs/."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.server_stack import drop_partition, servers  # noqa: F401 - the session's server stack
+
+pytestmark = pytest.mark.slow
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+DOCS = REPO / "docs"
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (make system-deps)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _page_shows(driver, url: str, texts: list[str], shot: Path, timeout: float = 60) -> str:
+    driver.get(url)
+    deadline = time.monotonic() + timeout
+    body = ""
+    while time.monotonic() < deadline:
+        body = driver.find_element("tag name", "body").text
+        if all(t in body for t in texts):
+            time.sleep(0.5)  # let the last fonts and charts paint
+            driver.save_screenshot(str(shot))
+            return body
+        time.sleep(0.5)
+    driver.save_screenshot(str(shot.with_suffix(".failed.png")))
+    pytest.fail(f"{url} did not show {texts} in {timeout} s; it showed:\n{body[:2000]}")
+
+
+def test_blocked_run_report_is_shown_in_prefect_and_mlflow_uis(servers, browser, data_dir, tmp_path):  # noqa: F811
+    from mlflow.tracking import MlflowClient
+
+    day = drop_partition(data_dir)
+    out = tmp_path / "summary.json"
+    done = servers.gates_run(servers.config(tmp_path, data_dir), out)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = servers.summary(out)
+    blocking = [r["name"] for r in summary["report"]["results"] if r["status"] in ("fail", "error")]
+    assert summary["verdict"] == "blocked" and blocking
+
+    mlflow = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    run = mlflow.get_run(summary["mlflow_run_id"])
+    flow_run_id = run.data.tags["prefect.flow_run_id"]
+    ui = servers.prefect_api.removesuffix("/api")
+    DOCS.mkdir(exist_ok=True)
+
+    _page_shows(browser, f"{ui}/runs/flow-run/{flow_run_id}", ["Failed"], DOCS / "prefect-blocked-run.png")
+    artifact = _artifact_id(servers, flow_run_id)
+    report = _page_shows(browser, f"{ui}/artifacts/artifact/{artifact}", [blocking[0], "blocked"],
+                         DOCS / "prefect-gate-report.png")
+    assert day in report, "the report names the missing partition"
+    _page_shows(browser, f"{servers.mlflow_uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
+                ["gates.verdict", "blocked"], DOCS / "mlflow-blocked-run.png")
+
+
+def _artifact_id(servers, flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: servers.prefect_api}):
+        with get_client(sync_client=True) as client:
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["churn-demo-gate-report"])))
+    (artifact,) = [a for a in found if str(a.flow_run_id) == flow_run_id]
+    return str(artifact.id)
