@@ -168,7 +168,7 @@ def check_target_leakage(split: Split, cfg: PipelineConfig, settings: TargetLeak
     return judge(
         "target_leakage", Family.LEAKAGE, failures=failures, warnings=warnings,
         measured={"sample_rows": len(test), f"max_single_feature_{stat}": powers[top],
-                  "max_auc_standard_error": se,
+                  **({"max_auc_standard_error": se} if classification else {}),
                   **{f"{stat}.{f}": round(v, 6) for f, v in powers.items()}},
         threshold={f"max_single_feature_{stat}": limit, "allow": ",".join(settings.allow)},
         hint="Find how the feature is computed: a value derived from the label or from events "

@@ -85,13 +85,12 @@ def walk(step: Any, X: Any, columns: list[str], train_rows: np.ndarray, path: st
         yield from walk(inner, X, columns, train_rows, path + "(frozen)")
         return
     if isinstance(step, Pipeline):
-        for name, sub in step.steps:
-            if sub in (None, "passthrough"):
-                continue
-            if not hasattr(sub, "transform"):  # the final estimator
-                break
+        transformers = [(n, s) for n, s in step.steps if s not in (None, "passthrough")]
+        transformers = [(n, s) for n, s in transformers if hasattr(s, "transform")]
+        for k, (name, sub) in enumerate(transformers):
             yield from walk(sub, X, columns, train_rows, f"{path}/{name}".lstrip("/"))
-            X, columns = sub.transform(X), _names_out(sub, columns)
+            if k + 1 < len(transformers):  # only transform what a later step will inspect
+                X, columns = sub.transform(X), _names_out(sub, columns)
         return
     if isinstance(step, ColumnTransformer):
         for name, sub, cols in step.transformers_:
@@ -145,13 +144,16 @@ def check_preprocessing_fit(model: Any, frame: pd.DataFrame, split: Split, cfg: 
     compared = 0
     for found in steps:
         on_train = clone(found.step).fit(found.train_input)
-        on_all = clone(found.step).fit(found.all_input)
+        on_all = None  # refit on the whole window only to explain a mismatch
         for attr in LEARNED[type(found.step)]:
-            fitted, train_v, all_v = (_per_column(s, attr) for s in (found.step, on_train, on_all))
-            for col, f, t, a in zip(found.columns, fitted, train_v, all_v, strict=False):
+            fitted, train_v = _per_column(found.step, attr), _per_column(on_train, attr)
+            for j, (col, f, t) in enumerate(zip(found.columns, fitted, train_v, strict=False)):
                 compared += 1
                 if _same(f, t, settings.rtol):
                     continue
+                if on_all is None:
+                    on_all = clone(found.step).fit(found.all_input)
+                a = _per_column(on_all, attr)[j]
                 origin = ("the whole window (fitted before the split)" if _same(f, a, settings.rtol)
                           else "neither the training split nor the whole window")
                 failures.append(f"step {found.path!r} column {col!r}: {attr} {_show(f)} matches "

@@ -27,20 +27,31 @@ def _pair_raw_rows(ctx, sample: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, s
     columns); otherwise by (entity id, timestamp) when the data has an entity id.
     """
     cfg, split = ctx.cfg, ctx.split
-    raw = ctx.ingested.combined()
     keys = [c for c in (cfg.data.entity_id, cfg.data.timestamp) if c]
-    pos = split.test_positions[sample]
-    if len(raw) == len(ctx.frame) and all(c in raw for c in keys):
-        raw_rows = raw.iloc[pos].reset_index(drop=True)
+    parts = [f for day in ctx.ingested.expected for f in ctx.ingested.frames.get(day, [])]
+    starts = np.cumsum([0, *(len(f) for f in parts)])
+    if starts[-1] == len(ctx.frame):
+        raw_rows = _rows_at(parts, starts, split.test_positions[sample])
         evaluated = split.test.iloc[sample].reset_index(drop=True)
-        if all(raw_rows[c].equals(evaluated[c]) for c in keys):
+        if all(c in raw_rows and raw_rows[c].equals(evaluated[c]) for c in keys):
             return raw_rows, sample, "by position"
     if not cfg.data.entity_id:
         raise ValueError("an after_ingest hook changed the rows' order or count and data.entity_id "
                          "is not set: raw rows cannot be paired with the evaluated ones")
+    raw = ctx.ingested.combined()
     wanted = split.test.iloc[sample][keys].assign(__k=sample)
     merged = wanted.merge(raw.drop_duplicates(keys, keep=False), on=keys, how="inner")
     return merged.drop(columns="__k"), merged["__k"].to_numpy(), f"by {' + '.join(keys)}"
+
+
+def _rows_at(parts: list[pd.DataFrame], starts: np.ndarray, positions: np.ndarray) -> pd.DataFrame:
+    """Rows of the partitions' concatenation at `positions`, without concatenating them all."""
+    ordered = np.sort(positions)
+    which = np.searchsorted(starts, ordered, side="right") - 1
+    pieces = [parts[k].iloc[ordered[which == k] - starts[k]] for k in np.unique(which)]
+    rows = pd.concat(pieces, ignore_index=True)  # in ascending position order
+    rank = np.argsort(np.argsort(positions, kind="stable"), kind="stable")
+    return rows.iloc[rank].reset_index(drop=True)
 
 
 def _differs(raw: pd.Series, seen: pd.Series) -> np.ndarray:

@@ -193,3 +193,23 @@ def test_raw_partitions_survive_an_in_place_hook(tmp_path, data_dir):
     pd.testing.assert_series_equal(raw, pd.read_parquet(sorted(data_dir.glob("*/part-0.parquet"))[-30:],
                                                         columns=["monthly_charges"])["monthly_charges"],
                                    check_names=False, check_index=False)
+
+
+def test_regression_target_leakage_uses_r2_and_honours_the_allow_list(clean_data, tmp_path):
+    """Charges from the plan: plan alone explains most of the variance, and the regression demo
+    config allow-lists it; without the allow-list it blocks, naming the feature."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "configs" / "demo-regression.yaml").read_text())
+    raw["data"].update(path=str(clean_data), window_days=30)
+    cfg = parse_config(raw)
+    split = split_data(ingest(cfg, RUN_DATE).combined(), cfg, RUN_DATE)
+    allowed = leakage_gates.check_target_leakage(split, cfg, cfg.gates.target_leakage)
+    assert allowed.status is Status.WARN and allowed.measured["r2.plan"] > 0.9
+    cfg.gates.target_leakage.allow = []
+    blocked = leakage_gates.check_target_leakage(split, cfg, cfg.gates.target_leakage)
+    assert blocked.status is Status.FAIL
+    assert blocked.evidence == [f"feature 'plan' alone reaches r2 {blocked.measured['r2.plan']:.4f} "
+                                f">= 0.9 on {len(split.test)} test rows"]
