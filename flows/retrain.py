@@ -269,6 +269,8 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     tracking.log_gate_results(gates.results)
     tracking.log_report(gates, summary.report_markdown)
     plots.log_drift_plots(gates)  # one figure per drifted feature, under plots/drift/
+    plots.log_metrics_plot(ctx.metrics, ctx.baseline_metrics, ctx.champion_metrics,
+                           cfg.model.primary_metric)
     mlflow.log_dict(summary.diagnosis.model_dump(mode="json"), "gates/diagnosis.json")
     mlflow.set_tags({"gates.verdict": gates.verdict, "gates.headline": summary.headline[:5000],
                      "gates.blocking": ",".join(r.name for r in gates.blocking)})

@@ -74,3 +74,36 @@ def log_drift_plots(report: GateReport) -> int:
             finally:
                 plt.close(fig)
     return logged
+
+
+def metrics_figure(metrics: dict[str, dict[str, float]], primary: str):
+    """Candidate against the champion and the baselines, every metric, same test rows."""
+    names = list(metrics)
+    keys = [k for k in next(iter(metrics.values()))] if metrics else []
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(2.6 * max(1, len(keys)), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        values = [metrics[n].get(key, np.nan) for n in names]
+        colors = ["tab:blue" if n == "candidate" else "tab:orange" if n.startswith("champion")
+                  else "tab:gray" for n in names]
+        ax.bar(range(len(names)), values, color=colors)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_title(key + (" (primary)" if key == primary else ""), fontsize=9)
+    fig.suptitle("candidate vs champion vs baselines on the same test split", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def log_metrics_plot(candidate: dict[str, float], baselines: dict[str, dict[str, float]],
+                     champion: dict[str, float] | None, primary: str) -> bool:
+    """Log the comparison plot to the active MLflow run (nothing when no model was evaluated)."""
+    import mlflow
+
+    if not candidate:
+        return False
+    metrics = {"candidate": candidate, **({"champion": champion} if champion else {}), **baselines}
+    fig = metrics_figure(metrics, primary)
+    try:
+        mlflow.log_figure(fig, "plots/metrics.png")
+    finally:
+        plt.close(fig)
+    return True

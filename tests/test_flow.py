@@ -44,6 +44,10 @@ def test_clean_run_passes_promotes_and_second_run_compares(make_config):
     assert "data.content_sha256" in run.data.tags and "lib.scikit-learn" in run.data.tags
     assert run.data.metrics["data.rows"] > 0
 
+    logged = {a.path for a in client.list_artifacts(summary.mlflow_run_id, "gates")}
+    logged |= {a.path for a in client.list_artifacts(summary.mlflow_run_id, "plots")}
+    assert {"gates/report.md", "gates/report.json", "gates/diagnosis.json", "plots/metrics.png"} <= logged
+
     state2, summary2 = run_flow(config)
     assert state2.is_completed(), state2.message
     assert summary2.champion_before == "1"
