@@ -32,6 +32,7 @@ from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
 from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
+from flows.runners import stage_runner  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
 from gates.promotion import Promotion, promote  # noqa: E402
 from gates.results import GateReport, GateResult, GateSpec  # noqa: E402
@@ -119,8 +120,10 @@ def run_hooks(paths: list[str], ctx: RunContext) -> None:
 
 def run_stage(stage: str, specs: list[GateSpec], gate_report: GateReport) -> bool:
     """Run a stage's gates in parallel; every future is resolved so no failure is lost."""
-    futures = [gate_task.submit(spec.name, spec) for spec in specs]
-    results = [f.result() for f in futures]
+    with stage_runner(stage) as local:  # data gates on the flow's runner (Dask if asked), the rest local
+        futures = [gate_task.submit(spec.name, spec) if local is None
+                   else local.submit(gate_task, {"name": spec.name, "spec": spec}) for spec in specs]
+        results = [f.result() for f in futures]
     gate_report.extend(results)
     mlflow.set_tag(f"gates.stage.{stage}", "blocked" if any(r.blocks for r in results) else "passed")
     return not any(r.blocks for r in results)

@@ -61,12 +61,16 @@ def compare_table(cfg: PipelineConfig, run_a: str, run_b: str):
     for column in ("", "key", "A", "B", "B − A"):
         table.add_column(column, overflow="fold")
     for section, key, va, vb in compare_rows(cfg, run_a, run_b):
-        delta = ""
-        if isinstance(va, int | float) and isinstance(vb, int | float):
-            delta = f"{vb - va:+.4g}"
-            shown = (f"{va:.4g}", f"{vb:.4g}")
-        else:
-            shown = ("-" if va is None else str(va), "-" if vb is None else str(vb))
+        numeric = isinstance(va, int | float) and isinstance(vb, int | float)
+        delta = f"{vb - va:+.4g}" if numeric else ""
         style = "yellow" if va != vb else None
-        table.add_row(section, key, *shown, delta, style=style)
+        table.add_row(section, key, _show(va), _show(vb), delta, style=style)
     return table
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 1 else f"{value:.4g}"
+    return str(value)

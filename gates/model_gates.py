@@ -64,7 +64,7 @@ def check_baseline(candidate: dict[str, float], baselines: dict[str, dict[str, f
         found = mlflow_threshold_failures(metric, better, value, reference=reference,
                                           min_gain=settings.min_improvement, reference_name=name)
         if found:
-            failures.append(f"{metric} {value:.4f} beats baseline {name!r} ({reference:.4f}) by "
+            failures.append(f"{metric} {value:.4f} vs baseline {name!r} {reference:.4f}: gain "
                             f"{gain:+.4f} < required {settings.min_improvement} [{found[0]}]")
     return judge(
         "baseline", Family.MODEL, failures=failures, measured=measured,
