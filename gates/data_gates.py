@@ -229,6 +229,14 @@ def _load_reference(ctx) -> dict[str, Any] | None:
         raise LookupError(f"champion version {champ.version} has no MLflow run to read its profile from")
     import mlflow
 
+    folder, _, _ = REFERENCE_ARTIFACT.rpartition("/")
+    stored = [a.path for a in tracking.client(ctx.cfg).list_artifacts(champ.run_id, folder)]
+    if REFERENCE_ARTIFACT not in stored:
+        # A champion promoted before profiles were logged: stated, like a first run.
+        ctx.notes.append(f"drift: champion version {champ.version} (run {champ.run_id}) has no "
+                         f"{REFERENCE_ARTIFACT}, nothing to compare with; this run's profile becomes "
+                         "the reference once it is promoted")
+        return None
     return mlflow.artifacts.load_dict(f"runs:/{champ.run_id}/{REFERENCE_ARTIFACT}")
 
 
@@ -288,6 +296,12 @@ def _first_run(name: str, note: str) -> GateResult:
                       details={"first_run": True})
 
 
+def _reference_note(ctx) -> str:
+    stated = [n.removeprefix("drift: ") for n in ctx.notes if n.startswith("drift: ")]
+    return (stated[-1] if stated else "first run: no champion profile to compare with") + \
+        " (not measured: the stated first-run rule)"
+
+
 def _no_profile(ctx) -> None:
     if ctx.profile is None:
         raise RuntimeError(f"no profile of this run's data: {ctx.reference_error or 'not computed'}")
@@ -300,8 +314,7 @@ def check_drift(ctx, settings: DriftGate) -> GateResult:
     """Each feature of this window against the champion run's reference profile."""
     _no_profile(ctx)
     if ctx.reference is None:
-        return _first_run("drift", "first run: no champion profile to compare with (drift not measured; "
-                                   "this run's profile is logged as the next reference)")
+        return _first_run("drift", _reference_note(ctx))
     window = ctx.reference.get("window") or ["?", "?"]
     drifts = compare_profiles(ctx.reference, ctx.profile, settings)
     return _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
@@ -312,7 +325,7 @@ def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
     """The label's distribution against the champion's: positive rate (or standardised mean)."""
     _no_profile(ctx)
     if ctx.reference is None:
-        return _first_run("label_shift", "first run: no champion profile to compare the label with")
+        return _first_run("label_shift", _reference_note(ctx))
     shift = label_shift(ctx.reference.get("label"), ctx.profile.get("label"))
     text = (f"{shift.measure} changed by {shift.change:.4f}"
             + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))

@@ -27,15 +27,11 @@ OTHER = "__other__"
 NULL = "__null__"
 
 
-def _numeric_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Numeric columns as one float matrix; a column that is not numeric any more is coerced."""
-    out = np.empty((len(frame), len(columns)), dtype="float64", order="F")  # columns contiguous
-    for j, col in enumerate(columns):
-        series = frame[col]
-        if series.dtype == bool or not pd.api.types.is_numeric_dtype(series):
-            series = pd.to_numeric(series, errors="coerce")
-        out[:, j] = series.to_numpy(dtype="float64", na_value=np.nan)
-    return out
+def _numeric_column(series: pd.Series) -> np.ndarray:
+    """A numeric column as float64; a column that is not numeric any more is coerced."""
+    if series.dtype == bool or not pd.api.types.is_numeric_dtype(series):
+        series = pd.to_numeric(series, errors="coerce")
+    return series.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _sample_rows(n: int, sample_rows: int, seed: int = 0) -> np.ndarray | None:
@@ -45,12 +41,27 @@ def _sample_rows(n: int, sample_rows: int, seed: int = 0) -> np.ndarray | None:
 
 
 def bin_counts(values: np.ndarray, inner_edges: list[float] | np.ndarray) -> list[int]:
-    """Counts of non-null values in the open-ended bins cut at `inner_edges`."""
+    """Counts of non-null values in the open-ended bins cut at `inner_edges` (a value equal to an
+    edge falls in the bin above it). One comparison per edge: with ~10 edges this is several
+    times faster than searchsorted + bincount, and NaN compares false, so nulls drop out."""
     edges = np.asarray(inner_edges, dtype="float64")
-    idx = np.searchsorted(edges, values, side="right")  # NaN sorts last: into the top bin
-    counts = np.bincount(idx, minlength=len(edges) + 1)
-    counts[-1] -= int(np.count_nonzero(np.isnan(values)))
-    return counts.astype(int).tolist()
+    at_or_above = np.array([np.count_nonzero(values >= e) for e in edges], dtype="int64")
+    present = len(values) - int(np.count_nonzero(np.isnan(values)))
+    bounds = np.concatenate([[present], at_or_above, [0]])
+    return (bounds[:-1] - bounds[1:]).astype(int).tolist()
+
+
+def sorted_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """numpy's default (linear) quantiles, from one sort of the non-null values: cheaper than
+    np.nanquantile called twice on the same sample."""
+    ordered = np.sort(values)
+    ordered = ordered[: len(ordered) - int(np.count_nonzero(np.isnan(ordered)))]  # NaN sorts last
+    if not len(ordered):
+        return np.full(len(levels), np.nan)
+    position = levels * (len(ordered) - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _finite(x: float) -> float | None:
@@ -62,23 +73,24 @@ def numeric_profiles(frame: pd.DataFrame, columns: list[str], bins: int, sample_
     """Per numeric column: edges, counts, quantile sketch, mean, std, null rate (vectorised)."""
     if not columns or frame.empty:
         return {c: {"rows": 0} for c in columns}
-    values = _numeric_matrix(frame, columns)
-    sample = _sample_rows(len(values), sample_rows)
+    sample = _sample_rows(len(frame), sample_rows)
     levels = np.linspace(0, 1, bins + 1)[1:-1]
     references = (reference or {}).get("numeric", {})
 
     def one(j: int) -> dict[str, Any]:
-        column = values[:, j]
+        column = _numeric_column(frame[columns[j]])
         sampled = column if sample is None else column[sample]
+        nulls = int(np.count_nonzero(np.isnan(column)))
+        cut = sorted_quantiles(sampled, levels)
+        sketch = sorted_quantiles(sampled, SKETCH)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            cut = np.nanquantile(sampled, levels) if len(levels) else np.empty(0)
-            sketch = np.nanquantile(sampled, SKETCH)
-            mean, std = np.nanmean(column), np.nanstd(column)
+            # nanmean/nanstd copy the column; without nulls the plain reductions do not.
+            mean, std = (np.nanmean(column), np.nanstd(column)) if nulls else (column.mean(), column.std())
         inner = np.unique(cut[~np.isnan(cut)])
         entry = {
             "rows": int(len(column)),
-            "null_rate": float(np.count_nonzero(np.isnan(column)) / len(column)),
+            "null_rate": float(nulls / len(column)),
             "mean": _finite(mean),
             "std": _finite(std),
             "edges": inner.tolist(),

@@ -46,7 +46,7 @@ def _read_window(cfg: PipelineConfig, start: dt.date, end: dt.date) -> dict[dt.d
     return frames
 
 
-def infer_suite(cfg: PipelineConfig, start: dt.date, end: dt.date, margin: float = 0.1,
+def infer_suite(cfg: PipelineConfig, start: dt.date, end: dt.date, margin: float = 0.25,
                 row_factor: float = 2.0, name: str | None = None) -> dict[str, Any]:
     """A GE suite (as a JSON-ready dict) that the reference window passes, partition by partition."""
     frames = _read_window(cfg, start, end)

@@ -19,7 +19,7 @@ from gates.demo_data import Customers, generate_day
 from gates.drift import ks_from_sketches, psi
 from gates.faults import FAULTS, FaultTarget
 from gates.ingest import ingest
-from gates.profile import build_profile, profile_run_frame
+from gates.profile import SKETCH, bin_counts, build_profile, profile_run_frame, sorted_quantiles
 from gates.results import Severity, Status, run_gate
 from gates.split import split_data
 from tests.conftest import ROWS_PER_DAY, RUN_DATE, demo_config, run_flow
@@ -61,6 +61,17 @@ def test_psi_and_sketch_ks_agree_with_their_definitions():
     pb = build_profile(pd.DataFrame({"x": b}), ["x"], [], None)
     exact = ks_2samp(a, b).statistic
     assert abs(ks_from_sketches(pa["numeric"]["x"]["sketch"], pb["numeric"]["x"]["sketch"]) - exact) < 0.02
+
+
+def test_fast_bin_counts_and_quantiles_match_numpy():
+    rng = np.random.default_rng(1)
+    for x in (rng.gamma(2, 10, 50_000), rng.poisson(1.5, 50_000).astype(float)):
+        x[rng.random(len(x)) < 0.03] = np.nan
+        edges = np.unique(np.nanquantile(x, np.linspace(0, 1, 11)[1:-1]))
+        present = x[~np.isnan(x)]
+        expected = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+        assert bin_counts(x, edges) == expected.tolist()
+        assert np.allclose(sorted_quantiles(x, SKETCH), np.nanquantile(x, SKETCH))
 
 
 @pytest.mark.parametrize("lead_days", [7, 35, 60])
