@@ -238,7 +238,7 @@ def suite_init(
     end: Annotated[str, typer.Option("--to", help="Last partition of the reference window.")],
     out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the config's "
                                              "expectations path with .draft.json).")] = None,
-    margin: Annotated[float, typer.Option(help="Numeric ranges widened by this share of the span.")] = 0.1,
+    margin: Annotated[float, typer.Option(help="Numeric ranges widened by this share of the span.")] = 0.25,
 ) -> None:
     """Infer a draft suite from a reference window, for you to review and commit."""
     from gates.suite_init import infer_suite, write_suite
