@@ -1,5 +1,10 @@
 """Where the flow's submitted tasks (the gates, the per-partition ones among them) execute.
 
+Only the data stage's gates (they read every partition: the heavy, per-partition work) go to
+the flow's task runner, so to Dask when it is one; the later stages stay on threads in the flow's
+process, where their gates share in-process state (the artifact gates' one load probe) and the
+model is at hand.
+
 Default: Prefect's thread pool in the flow's process. For data that outgrows one machine, a
 Dask cluster through prefect-dask's DaskTaskRunner: an existing scheduler (`--dask-address`
 or `runner.dask_address`), or a LocalCluster of `runner.dask_local_workers` processes.
@@ -7,7 +12,12 @@ or `runner.dask_address`), or a LocalCluster of `runner.dask_local_workers` proc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from prefect import Flow
+from prefect.context import FlowRunContext
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from gates.config import PipelineConfig
 
@@ -30,3 +40,18 @@ def task_runner(cfg: PipelineConfig, dask_address: str | None = None):
 def with_runner(flow: Flow, cfg: PipelineConfig, dask_address: str | None = None) -> Flow:
     runner = task_runner(cfg, dask_address)
     return flow.with_options(task_runner=runner) if runner is not None else flow
+
+
+DISTRIBUTED_STAGES = frozenset({"data"})
+
+
+@contextlib.contextmanager
+def stage_runner(stage: str) -> Iterator[ThreadPoolTaskRunner | None]:
+    """None: submit to the flow's task runner; else a local thread runner for this stage."""
+    ctx = FlowRunContext.get()
+    flow_runner = ctx.task_runner if ctx else None
+    if stage in DISTRIBUTED_STAGES or flow_runner is None or isinstance(flow_runner, ThreadPoolTaskRunner):
+        yield None
+        return
+    with ThreadPoolTaskRunner() as local:
+        yield local

@@ -78,3 +78,27 @@ def test_gates_serve_schedules_the_flow_and_runs_it(make_config, tmp_path):
     champion = tracking.champion(cfg)
     assert champion is not None and champion.version == "1"
     assert tracking.client(cfg).get_run(champion.run_id).data.tags["prefect.flow_run_id"] == str(run.id)
+
+
+def test_gates_run_on_a_dask_cluster(make_config):
+    from distributed import Client, LocalCluster
+
+    from flows.retrain import retrain
+    from flows.runners import with_runner
+
+    config = make_config()
+    cfg = load_config(config)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        flow = with_runner(retrain, cfg, dask_address=cluster.scheduler_address)
+        assert type(flow.task_runner).__name__ == "DaskTaskRunner"
+        state = flow(str(config), RUN_DATE.isoformat(), return_state=True)
+        summary = state.result(raise_on_failure=False)
+        with Client(cluster) as client:
+            computed = client.run_on_scheduler(lambda dask_scheduler: sorted(
+                {str(t[0]) for t in dask_scheduler.transition_log if t[2] == "memory"}))
+    assert state.is_completed(), summary.headline
+    gate_names = {r.name for r in summary.report.results}
+    assert {"partitions", "contract"} <= gate_names
+    data_stage = [r for r in summary.report.results if r.name in {"partitions", "contract", "drift"}]
+    on_dask = [key for key in computed if key.startswith("gate_task")]
+    assert len(on_dask) >= len(data_stage) == 3, computed
