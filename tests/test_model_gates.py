@@ -145,13 +145,16 @@ def _alias(config):
 
 
 def test_better_model_promotes_and_regressed_model_leaves_the_alias(make_config):
-    weak = make_config(name="weak.yaml", **{"model.params.max_iter": 10})
+    # The artifact gates (two fresh interpreters per run) are tested in test_artifact_gates.py;
+    # switched off here to keep three flow runs cheap.
+    off = {"gates.artifact.enabled": False}
+    weak = make_config(name="weak.yaml", **{"model.params.max_iter": 10, **off})
     state, first = run_flow(weak)
     assert state.is_completed(), state.message
     assert first.promoted_version == "1" and any("first run" in n for n in first.notes)
     assert "first run" in first.report.by_name("champion").summary
 
-    state, better = run_flow(make_config(name="strong.yaml"))
+    state, better = run_flow(make_config(name="strong.yaml", **off))
     assert state.is_completed(), state.message
     cfg, client, version = _alias(weak)
     assert better.promoted_version == "2" and version == "2"
