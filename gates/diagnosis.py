@@ -101,7 +101,8 @@ CAUSES: dict[str, Cause] = {
     "artifact_loads": Cause(bucket="pipeline", depth=4, meaning="the exported model does not load or reproduce its predictions",
                             rules_out="models that do not load in a fresh process or change their predictions",
                             next_check="Load the file by hand in a fresh interpreter; check serialization and versions."),
-    "serving_skew": Cause(bucket="pipeline", depth=2, meaning="what the model sees at serving differs from training (preprocessing outside the pipeline)",
+    # Depth 4: it reads the exported files, so a damaged file (depth 3) explains its failure too.
+    "serving_skew": Cause(bucket="pipeline", depth=4, meaning="what the model sees at serving differs from training (preprocessing outside the pipeline)",
                           rules_out="training/serving skew from steps outside the model pipeline",
                           next_check="Move every transformation of raw columns into the model pipeline."),
     "stage_promote": Cause(bucket="pipeline", depth=3, meaning="promotion crashed", rules_out="",
