@@ -5,7 +5,8 @@ the second waits (up to `promotion.wait_seconds`) for a lock, and is refused whe
 out or when the champion it was compared against has moved meanwhile (it would replace a
 model it never beat). The lock is a file lock next to a local MLflow store (the kernel drops it
 when the holder dies, even by SIGKILL), or a Prefect global concurrency limit of one slot for a
-remote store, where runs share no disk.
+remote store, where runs share no disk (its slot is leased: a killed holder's slot is freed
+when the lease runs out, LEASE_SECONDS).
 
 A crash between registering and moving the alias leaves a version tagged
 `gates.promotion=pending` and no alias change; the next promotion deletes such versions first.
@@ -32,6 +33,7 @@ from gates.config import PipelineConfig
 from gates.pause import pause_point
 
 PENDING_TAG = "gates.promotion"
+LEASE_SECONDS = 60.0
 
 
 class PromotionRefused(RuntimeError):
@@ -118,7 +120,9 @@ def _prefect_lock(name: str, wait_seconds: float) -> Iterator[float]:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
     started = time.monotonic()
     try:
-        with concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True):
+        # the slot is leased and renewed while held: a killed holder frees it within LEASE_SECONDS
+        with concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True,
+                         lease_duration=LEASE_SECONDS):
             yield time.monotonic() - started
     except TimeoutError:
         raise PromotionRefused(
