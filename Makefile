@@ -27,7 +27,7 @@ run: install
 	$(BIN)/gates run --config $(CONFIG)
 
 test: install system-deps
-	$(BIN)/pytest -n 2 --dist loadfile -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 # PostgreSQL and Chromium from Debian's packages, for the server and browser tests (root only).
 system-deps:

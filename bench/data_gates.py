@@ -14,12 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from bench.workload import RUN_DATE, demo_raw_config, write_config
 from gates.demo_data import Customers, generate_day, partition_path, write_frame
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_DATE = dt.date(2026, 6, 30)
 DAYS = 30
 EXTRA = [f"x{i}" for i in range(9)]
 
@@ -41,17 +39,11 @@ def _config(work: Path, rows_per_day: int):
 
     data = work / "data"
     _write(data, rows_per_day)
-    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    raw["data"]["path"] = str(data)
-    raw["data"]["window_days"] = DAYS
+    raw = demo_raw_config(work, data, window_days=DAYS, serving_features=None)
     raw["data"]["features"]["numeric"] += EXTRA
-    raw["data"]["serving_features"] = None
     raw["expectations"] = str(work / "suite.json")
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{work / 'mlflow.db'}"
-    raw["mlflow"]["artifact_root"] = str(work / "mlartifacts")
-    path = work / "pipeline.yaml"
     (work / "suite.json").write_text("{}")
-    path.write_text(yaml.safe_dump(raw))
+    path = write_config(raw, work / "pipeline.yaml")
     cfg = load_config(path)
     write_suite(infer_suite(cfg, RUN_DATE - dt.timedelta(days=DAYS), RUN_DATE - dt.timedelta(days=1)),
                 work / "suite.json")

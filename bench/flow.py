@@ -5,26 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import yaml
-
+from bench.workload import RUN_DATE, demo_raw_config, write_config
 from gates.demo_data import write_demo_data
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_DATE = dt.date(2026, 6, 30)
 
 
 def _config(work: Path, rows_per_day: int) -> Path:
     data = work / "data"
     write_demo_data(data, RUN_DATE - dt.timedelta(days=1), days=60, rows_per_day=rows_per_day)
-    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    raw["data"]["path"] = str(data)
-    raw["expectations"] = str(REPO / "expectations" / "churn.json")
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{work / 'mlflow.db'}"
-    raw["mlflow"]["artifact_root"] = str(work / "mlartifacts")
-    raw["export"]["dir"] = str(work / "models")
-    path = work / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return write_config(demo_raw_config(work, data), work / "pipeline.yaml")
 
 
 def run(work: Path) -> list[dict]:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import joblib
-import yaml
 
+from bench.workload import RUN_DATE, demo_raw_config
 from gates import leakage_gates
 from gates.config import parse_config
 from gates.context import RunContext
@@ -23,18 +23,13 @@ from gates.ingest import ingest
 from gates.split import split_data
 from gates.training import build_pipeline, fit
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_DATE = dt.date(2026, 6, 30)
 ROWS_PER_DAY, DAYS = 16_700, 60
 
 
 def _context(work: Path) -> RunContext:
     data = work / "data"
     write_demo_data(data, RUN_DATE - dt.timedelta(days=1), days=DAYS, rows_per_day=ROWS_PER_DAY)
-    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    raw["data"].update(path=str(data), window_days=DAYS)
-    raw["expectations"] = str(REPO / "expectations" / "churn.json")
-    cfg = parse_config(raw)
+    cfg = parse_config(demo_raw_config(work, data, window_days=DAYS))
     ctx = RunContext(cfg=cfg, run_date=RUN_DATE)
     ctx.ingested = ingest(cfg, RUN_DATE)
     ctx.frame = ctx.ingested.combined()

@@ -20,29 +20,18 @@ import os
 import time
 from pathlib import Path
 
-import yaml
 from prefect import flow
 
+from bench.workload import RUN_DATE, demo_raw_config, write_config
 from gates.demo_data import write_demo_data
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_DATE = dt.date(2026, 6, 30)
 WINDOW_DAYS = 30
 
 
 def _config(work: Path, rows: int) -> Path:
     data = work / "data"
     write_demo_data(data, RUN_DATE - dt.timedelta(days=1), days=WINDOW_DAYS, rows_per_day=rows // WINDOW_DAYS)
-    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    raw["data"]["path"] = str(data)
-    raw["data"]["window_days"] = WINDOW_DAYS
-    raw["expectations"] = str(REPO / "expectations" / "churn.json")
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{work / 'mlflow.db'}"
-    raw["mlflow"]["artifact_root"] = str(work / "mlartifacts")
-    raw["export"]["dir"] = str(work / "models")
-    path = work / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return write_config(demo_raw_config(work, data, window_days=WINDOW_DAYS), work / "pipeline.yaml")
 
 
 @flow(name="bench-data-gates", log_prints=False)

@@ -173,8 +173,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     ctx.frame = ctx.ingested.combined()
     mlflow.log_dict({c: str(t) for c, t in ctx.frame.dtypes.items()}, "data/schema.json")
     run_hooks(cfg.hooks.after_ingest, ctx)
-    if hasattr(data_gates, "prepare"):
-        data_gates.prepare(ctx)
+    data_gates.prepare(ctx)  # logs this run's profile, loads the champion's as the reference
 
     with timed("gates.data"):
         ok = run_stage("data", data_gates.plan(ctx), gates)

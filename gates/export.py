@@ -6,7 +6,6 @@ what the model predicted in memory. Promotion registers only what they verified.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gates.config import PipelineConfig
+from gates.ingest import file_sha256
 from gates.evaluation import predict_scores
 
 
@@ -39,12 +39,7 @@ class Exported:
         return self.dir / rel
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256 = file_sha256
 
 
 def checksums(paths: list[Path], root: Path) -> dict[str, str]:

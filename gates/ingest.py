@@ -94,6 +94,7 @@ def read_file(path: Path, fmt: DataFormat) -> pd.DataFrame:
 
 
 def file_sha256(path: Path) -> str:
+    """Content hash of a file, read in 1 MiB chunks (data partitions and exported models alike)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -57,7 +57,8 @@ def _copy_window(src: Path, dst: Path, key: str, first: dt.date, last: dt.date) 
             shutil.copytree(child, dst / name)
 
 
-def _scratch_config(base: dict[str, Any], work: Path, data: Path) -> dict[str, Any]:
+def scratch_config(base: dict[str, Any], work: Path, data: Path) -> dict[str, Any]:
+    """A copy of a raw config that reads `data` and keeps MLflow and exports under `work`."""
     raw = copy.deepcopy(base)
     raw["data"]["path"] = str(data)
     raw.setdefault("mlflow", {})
@@ -94,7 +95,7 @@ def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, wor
     needs_champion = fault is None or fault.expected_gate in NEEDS_CHAMPION or "needs_champion" in fault.tags
     first = run_date - dt.timedelta(days=window + champion_lead_days + 1)
     _copy_window(source, data, key, first, run_date - dt.timedelta(days=1))
-    raw = _scratch_config(base, work, data)
+    raw = scratch_config(base, work, data)
     if needs_champion:
         champion = _run(raw, work, run_date - dt.timedelta(days=champion_lead_days), "champion")
         if champion.verdict != "passed":

@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from gates.demo_data import write_demo_data  # noqa: E402
+from gates.scenarios import scratch_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_DATE = dt.date(2026, 6, 30)
@@ -49,12 +50,9 @@ def data_dir(clean_data, tmp_path) -> Path:
 
 def demo_config(tmp_path: Path, data_path: Path, **overrides) -> dict:
     raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    raw["data"]["path"] = str(data_path)
     raw["data"]["window_days"] = 30
     raw["expectations"] = str(REPO / "expectations" / "churn.json")
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    raw["mlflow"]["artifact_root"] = str(tmp_path / "mlartifacts")
-    raw["export"]["dir"] = str(tmp_path / "models")
+    raw = scratch_config(raw, tmp_path, data_path)
     for dotted, value in overrides.items():
         node = raw
         *parents, leaf = dotted.split(".")

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 from tests.server_stack import drop_partition, servers  # noqa: F401 - the session's server stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("servers")]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 DOCS = REPO / "docs"
 

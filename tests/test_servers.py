@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO, RUN_DATE
 from tests.server_stack import servers  # noqa: F401 - the session's server stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("servers")]
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
