@@ -143,7 +143,13 @@ def _print_summary(summary, cfg) -> None:
         console.print(f"not promoted: @{cfg.mlflow.champion_alias} unchanged "
                       f"({'version ' + summary.champion_before if summary.champion_before else 'none'})")
     console.print(f"MLflow run {summary.mlflow_run_id}: mlflow ui --backend-store-uri {summary.tracking_uri}")
-    console.print("Prefect UI: prefect server start  (then open http://127.0.0.1:4200)")
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+
+    if PREFECT_API_URL.value():
+        console.print(f"Prefect UI: {PREFECT_API_URL.value().removesuffix('/api')}")
+    else:  # the ephemeral API kept its runs in a SQLite file under PREFECT_HOME
+        console.print(f"Prefect UI: PREFECT_HOME={PREFECT_HOME.value()} prefect server start  "
+                      "(then open http://127.0.0.1:4200)")
 
 
 @app.command("compare")
