@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -32,7 +33,7 @@ from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
 from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
-from flows.runners import stage_runner  # noqa: E402
+from flows.runners import is_distributed, local_gates  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
 from gates.promotion import Promotion, promote  # noqa: E402
 from gates.results import GateReport, GateResult, GateSpec  # noqa: E402
@@ -113,6 +114,37 @@ def promote_task(ctx: RunContext) -> Promotion:
     return promote(ctx.cfg, ctx.exported.model_uri, ctx.run_id, compared_with)
 
 
+@task(name="contract-partitions", task_run_name="contract-{first}", cache_policy=NO_CACHE)
+def contract_partitions_task(first: str, files: dict[str, list[str]], fmt: str, suite_path: str,
+                             unexpected_samples: int):
+    """A group of partitions validated where the task runs (a Dask worker): reads its own files."""
+    return data_gates.validate_partition_files(files, fmt, suite_path, unexpected_samples)
+
+
+def data_stage_specs(ctx: RunContext) -> list[GateSpec]:
+    """The data gates; on Dask, the contract's validation is spread over the workers first."""
+    specs = data_gates.plan(ctx)
+    contract = next((s for s in specs if s.name == "contract"), None)
+    if contract is None or not is_distributed():
+        return specs
+    cfg, settings = ctx.cfg, ctx.cfg.gates.contract
+    try:
+        days = data_gates.contract_days(ctx.ingested, cfg)
+    except FileNotFoundError:
+        return specs  # the in-process gate reports it
+    size = cfg.runner.partitions_per_task
+    futures = [
+        contract_partitions_task.submit(
+            group[0].isoformat(),
+            {d.isoformat(): [str(p.resolve()) for p in ctx.ingested.files[d]] for d in group},
+            cfg.data.format.value, str(Path(cfg.expectations).resolve()), settings.unexpected_samples)
+        for group in (days[i:i + size] for i in range(0, len(days), size))
+    ]
+    contract.check = lambda: data_gates.check_contract_from([f.result() for f in futures], days,
+                                                            cfg, settings)
+    return specs
+
+
 def run_hooks(paths: list[str], ctx: RunContext) -> None:
     for path in paths:
         import_object(path, field="hooks")(ctx)
@@ -120,7 +152,7 @@ def run_hooks(paths: list[str], ctx: RunContext) -> None:
 
 def run_stage(stage: str, specs: list[GateSpec], gate_report: GateReport) -> bool:
     """Run a stage's gates in parallel; every future is resolved so no failure is lost."""
-    with stage_runner(stage) as local:  # data gates on the flow's runner (Dask if asked), the rest local
+    with local_gates() as local:
         futures = [gate_task.submit(spec.name, spec) if local is None
                    else local.submit(gate_task, {"name": spec.name, "spec": spec}) for spec in specs]
         results = [f.result() for f in futures]
@@ -176,7 +208,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     data_gates.prepare(ctx)  # logs this run's profile, loads the champion's as the reference
 
     with timed("gates.data"):
-        ok = run_stage("data", data_gates.plan(ctx), gates)
+        ok = run_stage("data", data_stage_specs(ctx), gates)
     if not ok:
         return
     with timed("split"):

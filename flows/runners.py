@@ -1,9 +1,8 @@
-"""Where the flow's submitted tasks (the gates, the per-partition ones among them) execute.
+"""Where the flow's submitted tasks execute.
 
-Only the data stage's gates (they read every partition: the heavy, per-partition work) go to
-the flow's task runner, so to Dask when it is one; the later stages stay on threads in the flow's
-process, where their gates share in-process state (the artifact gates' one load probe) and the
-model is at hand.
+The per-partition work (the contract's GE validation, in groups of partitions read on the
+worker from their files) goes to the flow's task runner, so to Dask when it is one; every gate
+then judges on threads in the flow's process, where the run's frames and model already are.
 
 Default: Prefect's thread pool in the flow's process. For data that outgrows one machine, a
 Dask cluster through prefect-dask's DaskTaskRunner: an existing scheduler (`--dask-address`
@@ -42,15 +41,22 @@ def with_runner(flow: Flow, cfg: PipelineConfig, dask_address: str | None = None
     return flow.with_options(task_runner=runner) if runner is not None else flow
 
 
-DISTRIBUTED_STAGES = frozenset({"data"})
+def is_distributed() -> bool:
+    """True inside a flow run whose task runner is not Prefect's local thread pool (Dask)."""
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx else None
+    return runner is not None and not isinstance(runner, ThreadPoolTaskRunner)
 
 
 @contextlib.contextmanager
-def stage_runner(stage: str) -> Iterator[ThreadPoolTaskRunner | None]:
-    """None: submit to the flow's task runner; else a local thread runner for this stage."""
-    ctx = FlowRunContext.get()
-    flow_runner = ctx.task_runner if ctx else None
-    if stage in DISTRIBUTED_STAGES or flow_runner is None or isinstance(flow_runner, ThreadPoolTaskRunner):
+def local_gates() -> Iterator[ThreadPoolTaskRunner | None]:
+    """Gates run on threads in the flow's process, where the run's frames and model already are.
+
+    None: the flow's own runner is local threads already; else a local thread runner. Only the
+    per-partition contract validation goes to the flow's (Dask) runner, as tasks that read their
+    own partition files (flows/retrain.py `data_stage_specs`), so no frame is shipped to a worker.
+    """
+    if not is_distributed():
         yield None
         return
     with ThreadPoolTaskRunner() as local:

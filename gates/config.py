@@ -369,6 +369,10 @@ class RunnerConfig(Strict):
         "prefect-dask's DaskTaskRunner. None: threads in the flow's process (the default).")
     dask_local_workers: int = Field(0, ge=0, description="With no address: start a LocalCluster "
                                     "of this many workers (0: no Dask).")
+    partitions_per_task: int = Field(
+        8, ge=1, description="On Dask, the contract is validated by tasks of this many partitions, "
+        "each reading its own partition files on the worker (GE's per-call overhead favours a few "
+        "partitions per task over one).")
 
 
 class PipelineConfig(Strict):

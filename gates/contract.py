@@ -172,6 +172,15 @@ def _schema_key(frame: pd.DataFrame) -> tuple:
     return tuple((str(c), str(t)) for c, t in frame.dtypes.items())
 
 
+def merge_validations(parts: list[WindowValidation]) -> WindowValidation:
+    """One window's validation from the validations of its disjoint groups of partitions."""
+    failures: dict[str, list[ExpectationFailure]] = {}
+    for part in parts:
+        failures.update(part.failures)
+    return WindowValidation(failures, sum(p.expectations_evaluated for p in parts),
+                            sum(p.ge_calls for p in parts), sum(p.ge_seconds for p in parts))
+
+
 def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.DataFrame],
                         unexpected_samples: int = 5) -> WindowValidation:
     """Validate every partition against `suite` with a few GE calls; failures keyed by partition."""

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gates.config import (Cadence, ContractGate, DriftGate, LabelShiftGate, PartitionsGate,
+from gates.config import (Cadence, ContractGate, DataFormat, DriftGate, LabelShiftGate, PartitionsGate,
                           PipelineConfig)
-from gates.contract import load_suite, validate_partitions
+from gates.contract import WindowValidation, load_suite, merge_validations, validate_partitions
 from gates.drift import FeatureDrift, compare_profiles, label_shift
-from gates.ingest import Ingested
+from gates.ingest import Ingested, read_file
 from gates.results import Family, GateResult, judge
 
 REFERENCE_ARTIFACT = "profile/reference.json"
@@ -151,13 +152,43 @@ def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGa
     Empty partitions are left to the partition gate. The window is validated with a few GE calls
     (see gates.contract.validate_partitions), not one call per partition.
     """
-    suite = load_suite(cfg.expectations)
+    days = contract_days(ingested, cfg)
+    outcome = validate_partitions(load_suite(cfg.expectations),
+                                  {d.isoformat(): ingested.partition_frame(d) for d in days},
+                                  settings.unexpected_samples)
+    return contract_result(outcome, days, cfg, settings)
+
+
+def contract_days(ingested: Ingested, cfg: PipelineConfig) -> list[dt.date]:
+    """The partitions the contract judges: readable and non-empty (empty ones are the partition
+    gate's finding)."""
     min_rows = max(1, cfg.gates.partitions.min_rows)
     days = [d for d in ingested.expected if ingested.frames.get(d) and ingested.rows(d) >= min_rows]
     if not days:
         raise FileNotFoundError(f"no readable partitions under {cfg.data.path} to validate")
-    outcome = validate_partitions(suite, {d.isoformat(): ingested.partition_frame(d) for d in days},
-                                  settings.unexpected_samples)
+    return days
+
+
+def validate_partition_files(files: dict[str, list[str]], fmt: str, suite_path: str,
+                             unexpected_samples: int) -> WindowValidation:
+    """Read a group of partitions from their files and validate them: a Dask worker's share of
+    the contract, so only file paths travel to the worker, never frames."""
+    frames = {}
+    for day, paths in files.items():
+        parts = [read_file(Path(p), DataFormat(fmt)) for p in paths]
+        frames[day] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return validate_partitions(load_suite(Path(suite_path)), frames, unexpected_samples)
+
+
+def check_contract_from(outcomes: list[WindowValidation], days: list[dt.date], cfg: PipelineConfig,
+                        settings: ContractGate) -> GateResult:
+    """The contract gate from validations done elsewhere (one per group of partitions)."""
+    return contract_result(merge_validations(outcomes), days, cfg, settings)
+
+
+def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: PipelineConfig,
+                    settings: ContractGate) -> GateResult:
+    """Judge a window's validation: group identical problems, name the partitions."""
     broken = {day: [f.describe() for f in found] for day, found in sorted(outcome.failures.items())}
     failures: list[str] = []
     # Group identical problems across partitions so a schema change reads as one finding.

@@ -80,7 +80,12 @@ def test_gates_serve_schedules_the_flow_and_runs_it(make_config, tmp_path):
     assert tracking.client(cfg).get_run(champion.run_id).data.tags["prefect.flow_run_id"] == str(run.id)
 
 
-def test_gates_run_on_a_dask_cluster(make_config):
+def test_contract_is_validated_on_a_dask_cluster(make_config, data_dir):
+    """Groups of partitions are validated on the workers, which read their own files; a broken
+    partition is still named, and the clean window passes."""
+    import math
+
+    import pandas as pd
     from distributed import Client, LocalCluster
 
     from flows.retrain import retrain
@@ -96,9 +101,18 @@ def test_gates_run_on_a_dask_cluster(make_config):
         with Client(cluster) as client:
             computed = client.run_on_scheduler(lambda dask_scheduler: sorted(
                 {str(t[0]) for t in dask_scheduler.transition_log if t[2] == "memory"}))
-    assert state.is_completed(), summary.headline
-    gate_names = {r.name for r in summary.report.results}
-    assert {"partitions", "contract"} <= gate_names
-    data_stage = [r for r in summary.report.results if r.name in {"partitions", "contract", "drift"}]
-    on_dask = [key for key in computed if key.startswith("gate_task")]
-    assert len(on_dask) >= len(data_stage) == 3, computed
+        assert state.is_completed(), summary.headline
+        contract = summary.report.by_name("contract")
+        assert contract.status.value == "pass" and contract.measured["partitions_validated"] == 30
+        on_dask = [key for key in computed if key.startswith("contract_partitions_task")]
+        assert len(on_dask) == math.ceil(30 / cfg.runner.partitions_per_task), computed
+
+        broken = RUN_DATE - __import__("datetime").timedelta(days=5)
+        part = data_dir / f"date={broken.isoformat()}" / "part-0.parquet"
+        pd.read_parquet(part).drop(columns=["plan"]).to_parquet(part, index=False)
+        state = flow(str(config), RUN_DATE.isoformat(), return_state=True)
+        summary = state.result(raise_on_failure=False)
+    assert state.is_failed()
+    contract = summary.report.by_name("contract")
+    assert contract.status.value == "fail" and broken.isoformat() in contract.summary
+    assert "plan" in contract.summary
