@@ -340,7 +340,7 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
         mlflow.log_params(tracking.flat_params("", cfg.model_dump(mode="json")))
         mlflow.log_dict(library_versions(), "environment/library_versions.json")
         mlflow.set_tags({f"lib.{k}": v for k, v in library_versions().items()})
-        champ = tracking.champion(cfg)
+        ctx.champion = champ = tracking.champion(cfg)  # once: drift, evaluation, promotion agree
         summary.champion_before = champ.version if champ else None
         summary.champion_run_id = champ.run_id if champ else None
         try:

@@ -107,22 +107,6 @@ def _failure(item: Any, unexpected_samples: int) -> ExpectationFailure:
     )
 
 
-def validate_frame(
-    suite: gx.ExpectationSuite, frame: pd.DataFrame, unexpected_samples: int = 5
-) -> tuple[bool, list[ExpectationFailure], int]:
-    """Validate one frame; return (success, failures, expectations evaluated).
-
-    Each thread has its own ephemeral context, so partitions can be validated in parallel.
-    """
-    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(
-        suite,
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": unexpected_samples},
-    )
-    failures = [_failure(item, unexpected_samples) for item in result.results if not item.success]
-    return bool(result.success), failures, len(result.results)
-
-
 # --------------------------------------------------------------------------- window validation
 #
 # GE costs ~0.1 s of fixed overhead per validation, so 30 partitions validated one by one cost

@@ -251,7 +251,7 @@ def prepare(ctx) -> None:
 def _load_reference(ctx) -> dict[str, Any] | None:
     from gates import tracking
 
-    champ = tracking.champion(ctx.cfg)
+    champ = ctx.champion  # resolved once at the start of the run
     if champ is None:
         ctx.notes.append("drift: first run (no champion yet), nothing to compare with; this run's "
                          "profile becomes the reference once it is promoted")

@@ -123,14 +123,11 @@ def mlflow_threshold_failures(metric: str, greater_is_better: bool, candidate: f
 
 
 def evaluate_champion(ctx) -> None:
-    """Evaluate the registry's champion on the candidate's test split (the same new rows).
+    """Evaluate the run's champion (resolved once, at the start) on the candidate's test split.
 
     First run (no champion): stated, and only absolute thresholds apply. A champion that cannot
     be loaded is recorded in `ctx.champion_error` for the champion gate to report.
     """
-    from gates import tracking
-
-    ctx.champion = tracking.champion(ctx.cfg)
     if ctx.champion is None:
         ctx.notes.append("first run: no champion in the registry, so only absolute thresholds "
                          "were applied (no comparison with a previous model)")

@@ -45,9 +45,6 @@ class FaultTarget:
         key = self.config["data"].get("partition_key", "date")
         return discover(self.data_path, key, self.fmt).get(day, [])
 
-    def window_files(self) -> list[Path]:
-        return [p for d in self.window() for p in self.files(d)]
-
     def read(self, path: Path) -> pd.DataFrame:
         return read_file(path, self.fmt)
 

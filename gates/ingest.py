@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gates.config import Cadence, DataFormat, PipelineConfig
@@ -93,6 +95,12 @@ def read_file(path: Path, fmt: DataFormat) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def parse_bytes(raw: bytes, fmt: DataFormat) -> pd.DataFrame:
+    if fmt is DataFormat.PARQUET:
+        return pq.read_table(pa.BufferReader(raw)).to_pandas()
+    return pd.read_csv(io.BytesIO(raw))
+
+
 def file_sha256(path: Path) -> str:
     """Content hash of a file, read in 1 MiB chunks (data partitions and exported models alike)."""
     digest = hashlib.sha256()
@@ -114,8 +122,8 @@ def ingest(cfg: PipelineConfig, run_date: dt.date, workers: int | None = None) -
     def load(job: tuple[dt.date, Path]) -> tuple[dt.date, Path, pd.DataFrame | None, str | None, str]:
         day, path = job
         try:
-            sha = file_sha256(path)
-            return day, path, read_file(path, data.format), None, sha
+            raw = path.read_bytes()  # one read: hashed, then parsed from memory
+            return day, path, parse_bytes(raw, data.format), None, hashlib.sha256(raw).hexdigest()
         except Exception as exc:  # noqa: BLE001 - recorded and reported by the partition gate
             return day, path, None, f"{type(exc).__name__}: {exc}", ""
 

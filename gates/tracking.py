@@ -62,15 +62,20 @@ class Champion:
 
 
 def champion(cfg: PipelineConfig) -> Champion | None:
-    """The registry's current champion, or None on the first run (a stated case, not a skip)."""
+    """The registry's current champion, or None on the first run (a stated case, not a skip).
+
+    A run resolves it once (ctx.champion), so its drift reference, the model it is compared with
+    and the version it records are the same champion.
+    """
     try:
         mv = client(cfg).get_model_version_by_alias(cfg.mlflow.registered_model, cfg.mlflow.champion_alias)
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return None
         raise
+    # Pinned to the version, not the alias: the alias may move while this run is under way.
     return Champion(version=str(mv.version), run_id=mv.run_id,
-                    model_uri=f"models:/{cfg.mlflow.registered_model}@{cfg.mlflow.champion_alias}")
+                    model_uri=f"models:/{cfg.mlflow.registered_model}/{mv.version}")
 
 
 def code_version() -> str:
