@@ -12,15 +12,27 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test bench scenarios clean system-deps server server-stop server-env
+.PHONY: install lock run test bench scenarios clean system-deps server server-stop server-env
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The whole dependency tree is pinned in requirements.lock (an unpinned transitive SQLAlchemy once
+# broke Prefect's scheduler); the project itself is installed on top without resolving anything.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $@
+
+# Re-resolve pyproject.toml's pins (with the test and server extras) into requirements.lock.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[test,servers]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+	rm -rf .lock-venv
 
 run: install
 	$(BIN)/gates demo-data --config $(CONFIG)
