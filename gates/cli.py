@@ -91,7 +91,10 @@ def run(
     from flows.retrain import RunSummary
 
     if not isinstance(summary, RunSummary):
-        err.print(f"flow run {state.name}: {state.message or summary}", style="red")
+        from gates.safety import plain
+
+        err.print(plain(f"flow run {state.name}: {state.message or summary}", 2000), style="red",
+                  markup=False, highlight=False)
         raise typer.Exit(1)
     _print_summary(summary, cfg)
     if json_out:
@@ -134,10 +137,12 @@ def _print_summary(summary, cfg) -> None:
         else:
             parts.append("no champion yet (first run)")
         console.print(" | ".join(parts))
+    from gates.safety import rich as escaped
+
     for note in summary.notes:
-        console.print(f"[dim]note: {note}[/]")
+        console.print(f"[dim]note: {escaped(note, 1000)}[/]")
     style = "green" if summary.promoted_version else "red"
-    console.print(f"[{style}]{summary.headline}[/]", highlight=False)
+    console.print(f"[{style}]{escaped(summary.headline, 1000)}[/]", highlight=False)
     if summary.promoted_version:
         console.print(f"promoted: {cfg.mlflow.registered_model} version {summary.promoted_version} "
                       f"is now @{cfg.mlflow.champion_alias}")

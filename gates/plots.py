@@ -16,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gates.results import GateReport, GateResult  # noqa: E402
+from gates.safety import plot_text  # noqa: E402
+
+MAX_BARS = 30  # categories beyond these are summed into one bar: a figure stays a few inches wide
 
 DRIFT_GATES = ("drift", "split_drift")
 
@@ -32,17 +35,28 @@ def _labels(edges: list[float]) -> list[str]:
     return [f"< {cuts[0]}"] + [f"{a}–{b}" for a, b in zip(cuts, cuts[1:])] + [f"≥ {cuts[-1]}"]
 
 
+def _fewer_bars(labels: list[str], ref: np.ndarray, cur: np.ndarray):
+    """At most MAX_BARS bars: the categories with the largest share on either side, the rest as one."""
+    if len(labels) <= MAX_BARS or len(ref) != len(labels) or len(cur) != len(labels):
+        return labels, ref, cur
+    keep = np.sort(np.argsort(-np.maximum(ref, cur), kind="stable")[:MAX_BARS - 1])
+    rest = np.setdiff1d(np.arange(len(labels)), keep)
+    return ([labels[i] for i in keep] + [f"({len(rest)} others)"],
+            np.append(ref[keep], ref[rest].sum()), np.append(cur[keep], cur[rest].sum()))
+
+
 def drift_figure(feature: str, data: dict[str, Any], reason: str = "", sides=("reference", "current")):
     """Side-by-side bars of the two distributions of one feature (shares of rows)."""
     labels = data["categories"] if data["kind"] == "categorical" else _labels(data.get("edges", []))
     ref, cur = _shares(data["reference"]), _shares(data["current"])
+    labels, ref, cur = _fewer_bars([plot_text(label, 40) for label in labels], ref, cur)
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4))
     ax.bar(x - 0.2, ref if len(ref) == len(x) else np.zeros(len(x)), width=0.4, label=sides[0])
     ax.bar(x + 0.2, cur if len(cur) == len(x) else np.zeros(len(x)), width=0.4, label=sides[1])
     ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("share of rows")
-    ax.set_title(f"{feature}: {reason}"[:110], fontsize=9)
+    ax.set_title(plot_text(f"{feature}: {reason}", 110), fontsize=9)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -55,7 +69,8 @@ def drift_figures(result: GateResult) -> dict[str, Any]:
     out = {}
     for feature, data in (result.details.get("plots") or {}).items():
         reason = "; ".join(features.get(feature, {}).get("reasons", []))
-        out[f"plots/drift/{result.name}/{feature}.png"] = drift_figure(feature, data, reason, sides)
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(feature))[:80]
+        out[f"plots/drift/{result.name}/{name}.png"] = drift_figure(feature, data, reason, sides)
     return out
 
 
@@ -86,8 +101,9 @@ def metrics_figure(metrics: dict[str, dict[str, float]], primary: str):
         colors = ["tab:blue" if n == "candidate" else "tab:orange" if n.startswith("champion")
                   else "tab:gray" for n in names]
         ax.bar(range(len(names)), values, color=colors)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_title(key + (" (primary)" if key == primary else ""), fontsize=9)
+        ax.set_xticks(range(len(names)), [plot_text(n, 40) for n in names], rotation=45, ha="right",
+                      fontsize=8)
+        ax.set_title(plot_text(key + (" (primary)" if key == primary else "")), fontsize=9)
     fig.suptitle("candidate vs champion vs baselines on the same test split", fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,10 +1,15 @@
-"""The one place reports are rendered: markdown for Prefect and MLflow, rich for the CLI."""
+"""The one place reports are rendered: markdown for Prefect and MLflow, rich for the CLI.
+
+Every value interpolated here (gate summaries and evidence carry data values, file names and
+exception text) goes through gates.safety: rendered as literal text, clipped, credentials redacted.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gates.results import GateReport, GateResult, Status
+from gates.safety import cell, md, plain, rich
 
 ICONS = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥"}
 
@@ -13,6 +18,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _md(value: Any, limit: int = 300) -> str:
+    return md(_fmt(value), limit)
 
 
 def _kv(values: dict[str, Any], limit: int = 6) -> str:
@@ -35,19 +44,23 @@ def headline(report: GateReport) -> str:
 def table_rows(report: GateReport) -> list[dict[str, str]]:
     """Rows for the Prefect table artifact."""
     return [
-        {"gate": r.name, "family": r.family.value, "status": r.status.value,
-         "severity": r.severity.value, "summary": r.summary[:300],
-         "measured": _kv(r.measured), "threshold": _kv(r.threshold), "seconds": f"{r.seconds:.2f}"}
+        {"gate": cell(r.name), "family": r.family.value, "status": r.status.value,
+         "severity": r.severity.value, "summary": cell(r.summary),
+         "measured": cell(_kv(r.measured)), "threshold": cell(_kv(r.threshold)),
+         "seconds": f"{r.seconds:.2f}"}
         for r in report.results
     ]
 
 
-def markdown(report: GateReport, context: dict[str, Any] | None = None, diagnosis=None) -> str:
+def markdown(report: GateReport, context: dict[str, Any] | None = None, diagnosis=None,
+             verdict: str | None = None) -> str:
+    """The report; `verdict` overrides the gates' own (an interrupted run is neither)."""
     context = context or {}
     first = diagnosis.root_cause if diagnosis is not None else headline(report)
-    lines = [f"# Retrain gates: **{report.verdict.upper()}**", "", f"**{first}**", ""]
+    verdict = verdict or report.verdict
+    lines = [f"# Retrain gates: **{_md(verdict.upper())}**", "", f"**{_md(first, 1000)}**", ""]
     if context:
-        lines += ["| | |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in context.items()] + [""]
+        lines += ["| | |", "|---|---|"] + [f"| {_md(k)} | {_md(v, 1000)} |" for k, v in context.items()] + [""]
     if diagnosis is not None:
         lines += diagnosis_markdown(diagnosis)
     if report.blocking:
@@ -61,9 +74,8 @@ def markdown(report: GateReport, context: dict[str, Any] | None = None, diagnosi
     lines += ["## Every gate", "", "| gate | family | status | summary | seconds |",
               "|---|---|---|---|---|"]
     for r in report.results:
-        summary = r.summary.replace("|", "\\|")[:200]
-        lines.append(f"| {r.name} | {r.family.value} | {ICONS[r.status]} {r.status.value} | "
-                     f"{summary} | {r.seconds:.2f} |")
+        lines.append(f"| {_md(r.name)} | {r.family.value} | {ICONS[r.status]} {r.status.value} | "
+                     f"{_md(r.summary, 200)} | {r.seconds:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -73,29 +85,30 @@ def diagnosis_markdown(d) -> list[str]:
     if d.hypotheses:
         lines += ["## Causes, ranked by evidence", ""]
         for i, h in enumerate(d.hypotheses, 1):
-            lines.append(f"{i}. **[{h.bucket}] {h.cause}** ({h.strength}, gate `{h.gate}`)")
-            lines += [f"   - {e}" for e in h.evidence]
+            lines.append(f"{i}. **\\[{_md(h.bucket)}\\] {_md(h.cause)}** ({_md(h.strength)}, "
+                         f"gate {_md(h.gate)})")
+            lines += [f"   - {_md(e)}" for e in h.evidence]
             if h.explains:
-                lines.append(f"   - explains: {'; '.join(h.explains)}")
+                lines.append(f"   - explains: {_md('; '.join(h.explains), 600)}")
         lines.append("")
     lines += [f"## What changed since the last good run", ""]
     if d.compared_with is None:
         lines += ["First run (no champion yet): nothing to compare with.", ""]
     else:
-        lines += [f"Compared with {d.compared_with}.", ""]
+        lines += [f"Compared with {_md(d.compared_with)}.", ""]
         real = [c for c in d.changes if c.what != "data content"]
         if real:
             lines += ["| what | before | after |", "|---|---|---|"]
-            lines += [f"| {c.what} | {_fmt(c.before)} | {_fmt(c.after)} |" for c in real[:30]]
+            lines += [f"| {_md(c.what)} | {_md(c.before)} | {_md(c.after)} |" for c in real[:30]]
             if len(real) > 30:
                 lines.append(f"| … {len(real) - 30} more | | |")
         else:
             lines.append("Nothing changed in data window, schema, code, parameters or libraries.")
         lines.append("")
     if d.ruled_out:
-        lines += ["## Ruled out (gates that passed)", ""] + [f"- {r}" for r in d.ruled_out] + [""]
+        lines += ["## Ruled out (gates that passed)", ""] + [f"- {_md(r)}" for r in d.ruled_out] + [""]
     if d.next_checks:
-        lines += ["## Next checks", ""] + [f"{i}. {c}" for i, c in enumerate(d.next_checks, 1)] + [""]
+        lines += ["## Next checks", ""] + [f"{i}. {_md(c)}" for i, c in enumerate(d.next_checks, 1)] + [""]
     return lines
 
 
@@ -105,28 +118,28 @@ def rich_diagnosis(d):
 
     text = Text()
     for i, h in enumerate(d.hypotheses[:5], 1):
-        text.append(f"{i}. [{h.bucket}] {h.cause}", style="bold")
-        text.append(f"  ({h.strength}, gate {h.gate})\n")
-        text.append(f"   {h.evidence[0]}\n", style="dim")
+        text.append(plain(f"{i}. [{h.bucket}] {h.cause}"), style="bold")
+        text.append(plain(f"  ({h.strength}, gate {h.gate})") + "\n")
+        text.append(f"   {plain(h.evidence[0] if h.evidence else '')}\n", style="dim")
     changes = [c for c in d.changes if c.what != "data content"]
     if d.compared_with:
-        text.append(f"Changed since {d.compared_with}: ", style="bold")
-        text.append((", ".join(c.what for c in changes[:8]) or "nothing") + "\n")
+        text.append(plain(f"Changed since {d.compared_with}: "), style="bold")
+        text.append(plain(", ".join(c.what for c in changes[:8]) or "nothing") + "\n")
     for i, c in enumerate(d.next_checks[:3], 1):
-        text.append(f"next {i}: {c}\n")
-    return Panel(text, title=d.root_cause[:120], title_align="left")
+        text.append(plain(f"next {i}: {c}") + "\n")
+    return Panel(text, title=rich(d.root_cause, 120), title_align="left")
 
 
 def _detail(r: GateResult) -> list[str]:
-    out = [f"### {ICONS[r.status]} {r.name} ({r.family.value}, severity {r.severity.value})", "",
-           r.summary, ""]
-    out += [f"- {e}" for e in r.evidence[:12]]
+    out = [f"### {ICONS[r.status]} {_md(r.name)} ({r.family.value}, severity {r.severity.value})", "",
+           _md(r.summary, 1000), ""]
+    out += [f"- {_md(e)}" for e in r.evidence[:12]]
     if r.measured:
-        out.append(f"- measured: {_kv(r.measured, 12)}")
+        out.append(f"- measured: {_md(_kv(r.measured, 12), 1000)}")
     if r.threshold:
-        out.append(f"- threshold: {_kv(r.threshold, 12)}")
+        out.append(f"- threshold: {_md(_kv(r.threshold, 12), 1000)}")
     if r.hint:
-        out += ["", f"**Next:** {r.hint}"]
+        out += ["", f"**Next:** {_md(r.hint, 1000)}"]
     return out + [""]
 
 
@@ -138,5 +151,6 @@ def rich_table(report: GateReport):
     for col in ("gate", "family", "status", "summary"):
         table.add_column(col, overflow="fold")
     for r in report.results:
-        table.add_row(r.name, r.family.value, f"[{colors[r.status]}]{r.status.value}[/]", r.summary[:160])
+        table.add_row(rich(r.name), r.family.value, f"[{colors[r.status]}]{r.status.value}[/]",
+                      rich(r.summary, 160))
     return table
