@@ -325,6 +325,9 @@ class MlflowConfig(Strict):
     experiment: str
     registered_model: str
     champion_alias: str = "champion"
+    connect_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="A remote tracking server must answer within this at the "
+        "start of a run, else the run stops with exit 3 (not MLflow's minutes of retries).")
 
 
 class ExportConfig(Strict):

@@ -37,5 +37,8 @@ class RunContext:
     champion_metrics: dict[str, float] | None = None
     champion_scores: np.ndarray | None = None
     champion_error: str | None = None
+    champion_verified: Any = None  # gates.model_integrity.Verified: its files against the recorded sha256
+    champion_verify_error: str | None = None  # why the champion's files could not be checked
+    workdir: Any = None  # a private folder of this run (the champion's verified copy), removed at the end
     exported: Exported | None = None
     notes: list[str] = field(default_factory=list)  # stated rules applied, e.g. first run

@@ -126,7 +126,9 @@ def evaluate_champion(ctx) -> None:
     """Evaluate the run's champion (resolved once, at the start) on the candidate's test split.
 
     First run (no champion): stated, and only absolute thresholds apply. A champion that cannot
-    be loaded is recorded in `ctx.champion_error` for the champion gate to report.
+    be loaded is recorded in `ctx.champion_error` for the champion gate to report. Only the
+    private copy whose checksums matched (gates/model_integrity.py) is ever loaded; a champion
+    without recorded checksums is not loaded, and the run says so like a first run.
     """
     if ctx.champion is None:
         ctx.notes.append("first run: no champion in the registry, so only absolute thresholds "
@@ -134,8 +136,18 @@ def evaluate_champion(ctx) -> None:
         return
     import mlflow
 
+    checked = ctx.champion_verified
+    if checked is None or not checked.ok:
+        if checked is not None and checked.recorded is None and not checked.mismatches:
+            ctx.notes.append(f"champion v{ctx.champion.version} has no recorded checksums (promoted "
+                             "before they were recorded), so it was not loaded: only absolute "
+                             "thresholds were applied")
+            return
+        ctx.champion_error = ("not loaded: its files were not verified against the checksums "
+                              "recorded at promotion (see champion_integrity)")
+        return
     try:
-        ctx.champion_model = mlflow.sklearn.load_model(ctx.champion.model_uri)
+        ctx.champion_model = mlflow.sklearn.load_model(str(checked.model_dir))
         ctx.champion_metrics, ctx.champion_scores = evaluate(ctx.champion_model, ctx.split.test, ctx.cfg)
     except Exception as exc:  # noqa: BLE001 - the champion gate turns this into an error result
         ctx.champion_error = f"{type(exc).__name__}: {exc}"

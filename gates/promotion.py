@@ -10,6 +10,9 @@ when the lease runs out, LEASE_SECONDS).
 
 A crash between registering and moving the alias leaves a version tagged
 `gates.promotion=pending` and no alias change; the next promotion deletes such versions first.
+The version carries the sha256 of every model file the artifact gates verified (tag
+`gates.checksums`, gates/model_integrity.py), and the run's verdict tag is written before the
+alias moves, so the champion is never a version whose run has no verdict.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from mlflow.exceptions import MlflowException
 
 from gates import tracking
 from gates.config import PipelineConfig
+from gates.interrupts import held
+from gates.model_integrity import CHECKSUM_TAG, tag_value
 from gates.pause import pause_point
 
 PENDING_TAG = "gates.promotion"
@@ -165,11 +170,13 @@ def discard_unfinished(cfg: PipelineConfig) -> list[str]:
     return discarded
 
 
-def promote(cfg: PipelineConfig, model_uri: str, run_id: str, compared_with: str | None) -> Promotion:
+def promote(cfg: PipelineConfig, model_uri: str, run_id: str, compared_with: str | None,
+            checksums: dict[str, str] | None = None) -> Promotion:
     """Register the verified model and move the alias, under the lock, if the champion is unchanged.
 
     `compared_with` is the champion version the gates compared the candidate against (None on a
-    first run); a different champion now means another run promoted meanwhile.
+    first run); a different champion now means another run promoted meanwhile. `checksums`
+    (model file -> sha256, as verified by the artifact gates) are recorded with the version.
     """
     try:
         with promotion_lock(cfg, run_id) as (lock, waited):
@@ -188,7 +195,7 @@ def promote(cfg: PipelineConfig, model_uri: str, run_id: str, compared_with: str
                     f"the champion moved from {_v(compared_with)} to {_v(now_version)} while this run "
                     "was being validated (another run promoted); this candidate was never compared "
                     "with the new champion")
-            result.version = _register_and_alias(cfg, model_uri, run_id)
+            result.version = _register_and_alias(cfg, model_uri, run_id, checksums)
             return result
     except PromotionRefused as exc:
         return Promotion(version=None, lock=lock_kind(cfg), waited_seconds=0.0, refused=str(exc))
@@ -198,15 +205,22 @@ def _v(version: str | None) -> str:
     return f"version {version}" if version else "none"
 
 
-def _register_and_alias(cfg: PipelineConfig, model_uri: str, run_id: str) -> str:
+def _register_and_alias(cfg: PipelineConfig, model_uri: str, run_id: str,
+                        checksums: dict[str, str] | None = None) -> str:
     client = tracking.client(cfg)
     name = cfg.mlflow.registered_model
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name)
-    mv = mlflow.register_model(model_uri, name, tags={"run_id": run_id, PENDING_TAG: "pending"})
+    tags = {"run_id": run_id, PENDING_TAG: "pending"}
+    if checksums:
+        tags[CHECKSUM_TAG] = tag_value(checksums)
+    mv = mlflow.register_model(model_uri, name, tags=tags)
     pause_point("promote")
-    client.set_registered_model_alias(name, cfg.mlflow.champion_alias, mv.version)
-    client.set_model_version_tag(name, mv.version, PENDING_TAG, "done")
+    # Every gate passed (promotion is only called then): the verdict is written before the alias moves.
+    client.set_tag(run_id, "gates.verdict", "passed")
+    with held():  # a signal now is delivered after the alias and its tag are both set
+        client.set_registered_model_alias(name, cfg.mlflow.champion_alias, mv.version)
+        client.set_model_version_tag(name, mv.version, PENDING_TAG, "done")
     return str(mv.version)

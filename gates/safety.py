@@ -16,10 +16,11 @@ LIMIT = 300  # characters of one value in a report line
 REDACTED = "***"
 
 # scheme://user:password@host -> scheme://user:***@host (also in free text, e.g. exception messages)
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/@?#\[\]]*):(?P<secret>[^\s@/?#]*)@")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/@?#\[\]\"']*):"
+                       r"(?P<secret>[^\s@/?#\"']*)@")
 # ?password=…, &token=…, api_key=… in URIs and text
 _SECRET_PARAM = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)=)"
-                           r"(?P<secret>[^&\s;]+)")
+                           r"(?P<secret>[^&\s;\"']+)")
 # C0/C1 controls, bidi overrides and zero-width characters: terminal escapes, trojan-source text
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:&])")

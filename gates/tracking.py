@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,17 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from gates.config import PipelineConfig  # noqa: E402
+from gates.errors import InfrastructureError  # noqa: E402
 from gates.results import GateReport, GateResult  # noqa: E402
+from gates.safety import redact, redact_tree  # noqa: E402
+
+CONFIG_ARTIFACT = "config/pipeline.yaml"
+DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432, "mysql": 3306,
+                 "mssql": 1433}
+# The few params people compare across runs in MLflow's table; the whole config is an artifact.
+COMPARED_PARAMS = ("model.estimator", "model.pipeline", "model.primary_metric", "data.window_days",
+                   "split.strategy", "split.test_days", "gates.champion.max_regression",
+                   "gates.baseline.min_improvement", "gates.drift.psi_block", "gates.label_shift.block")
 
 
 def tracking_uri(cfg: PipelineConfig) -> str:
@@ -28,8 +41,36 @@ def tracking_uri(cfg: PipelineConfig) -> str:
     return uri
 
 
+def check_reachable(cfg: PipelineConfig) -> None:
+    """A remote tracking store must accept a TCP connection within `connect_timeout_seconds`.
+
+    MLflow's own client retries for minutes and then fails with several tracebacks; this names
+    the store (credentials redacted) in one line, as an InfrastructureError (exit 3). Local
+    stores (SQLite, files) have nothing to reach.
+    """
+    uri = tracking_uri(cfg)
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.split("+")[0].lower()
+    if not parts.hostname or scheme not in DEFAULT_PORTS:
+        return
+    timeout = cfg.mlflow.connect_timeout_seconds
+    started = time.monotonic()
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError | socket.timeout) else \
+            (exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else str(exc))
+        raise InfrastructureError(
+            f"MLflow tracking server {redact(uri)} is unreachable: {reason} after "
+            f"{time.monotonic() - started:.1f} s (mlflow.tracking_uri; connect_timeout_seconds "
+            f"{timeout:g})") from None
+
+
 def configure(cfg: PipelineConfig) -> str:
     """Point MLflow at the config's store and return the experiment id (created if new)."""
+    check_reachable(cfg)
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -121,7 +162,22 @@ def _metric_key(key: str) -> str:
 
 def log_report(report: GateReport, markdown: str) -> None:
     mlflow.log_text(markdown, "gates/report.md")
-    mlflow.log_dict(json.loads(report.model_dump_json()), "gates/report.json")
+    mlflow.log_dict(redact_tree(json.loads(report.model_dump_json())), "gates/report.json")
+
+
+def log_config(cfg: PipelineConfig) -> None:
+    """The whole config as a redacted YAML artifact, and the few params people compare as params.
+
+    ~140 params of every threshold drowned the runs table and carried the tracking URI's
+    password into every run; the YAML holds every value, with credentials replaced by ***.
+    """
+    import yaml
+
+    dumped = redact_tree(cfg.model_dump(mode="json"))
+    mlflow.log_text(yaml.safe_dump(dumped, sort_keys=False), CONFIG_ARTIFACT)
+    flat = flat_params("", dumped)
+    mlflow.log_params({k: v[:500] for k, v in flat.items()
+                       if k in COMPARED_PARAMS or k.startswith("model.params.")})
 
 
 def promote(cfg: PipelineConfig, model_uri: str, run_id: str) -> str:
@@ -136,13 +192,24 @@ def promote(cfg: PipelineConfig, model_uri: str, run_id: str) -> str:
     return str(mv.version)
 
 
+def _logged_config(artifact_uri: str) -> dict[str, str]:
+    """The run's config artifact flattened like params (so diffs see every setting), or {}."""
+    import yaml
+
+    try:
+        text = mlflow.artifacts.load_text(f"{artifact_uri}/{CONFIG_ARTIFACT}")
+    except Exception:  # noqa: BLE001 - an older run logged its config as params only
+        return {}
+    return flat_params("", yaml.safe_load(text) or {})
+
+
 def run_snapshot(cfg: PipelineConfig, run_id: str) -> dict[str, Any]:
     """What a run was made of: data fingerprint, schema, code, params, libraries (for diffs)."""
     c = client(cfg)
     run = c.get_run(run_id)
     snap: dict[str, Any] = {
         "run_id": run_id,
-        "params": dict(run.data.params),
+        "params": {**_logged_config(run.info.artifact_uri), **dict(run.data.params)},
         "code_version": run.data.tags.get("code_version"),
         "libraries": {k[4:]: v for k, v in run.data.tags.items() if k.startswith("lib.")},
     }
