@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shutil
+import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from prefect.runtime import flow_run  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
+from gates import artifact_gates, data_gates, leakage_gates, model_gates, model_integrity, plots, report, tracking  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -34,7 +37,9 @@ from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noq
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
+from gates.interrupts import held, interruption_types, signal_name  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
+from gates.safety import plain, redact, redact_tree as safety_tree  # noqa: E402
 from gates.promotion import Promotion, promote  # noqa: E402
 from gates.results import GateReport, GateResult, GateSpec  # noqa: E402
 from gates.split import split_data  # noqa: E402
@@ -65,6 +70,8 @@ class RunSummary(BaseModel):
     report: GateReport = Field(default_factory=GateReport)
     diagnosis: Diagnosis | None = None
     report_markdown: str = ""
+    step: str = ""  # the step under way (where an interrupted run stopped)
+    publish_failures: list[str] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -103,7 +110,6 @@ def evaluate_task(ctx: RunContext) -> None:
 def export_task(ctx: RunContext):
     exported = export_model(ctx.model, ctx.split.test, ctx.cfg, ctx.run_id,
                             ctx.cfg.gates.artifact.golden_rows)
-    pause_point("export")  # crash tests kill here: files written, nothing verified or registered
     return exported
 
 
@@ -111,7 +117,8 @@ def export_task(ctx: RunContext):
 def promote_task(ctx: RunContext) -> Promotion:
     """Under the pipeline's promotion lock; refused if the champion moved since it was compared."""
     compared_with = ctx.champion.version if ctx.champion else None
-    return promote(ctx.cfg, ctx.exported.model_uri, ctx.run_id, compared_with)
+    return promote(ctx.cfg, ctx.exported.model_uri, ctx.run_id, compared_with,
+                   model_integrity.recorded_checksums(ctx.exported.checksums))
 
 
 @task(name="contract-partitions", task_run_name="contract-{first}", cache_policy=NO_CACHE)
@@ -168,9 +175,18 @@ STAGE_FAMILY = {"ingest": "data", "split": "leakage", "train": "model", "evaluat
                 "export": "artifact", "promote": "artifact"}
 
 
+# The family an interruption during each step is reported under (a step of STAGES, or its gates).
+STEP_FAMILY = {**STAGE_FAMILY, "start": "data", "gates.data": "data", "gates.leakage": "leakage",
+               "gates.model": "model", "gates.artifact": "artifact", "promoted": "artifact",
+               "publish": "artifact"}
+
+
 def _next_stage(done: list[str]) -> str:
     return next((s for s in STAGES if s not in done), "promote")
 
+
+
+PAUSE_AFTER = {"promote": "promoted"}  # "promote" itself is between registering and the alias
 
 
 class _Timer:
@@ -182,11 +198,13 @@ class _Timer:
     @contextlib.contextmanager
     def __call__(self, name: str):
         started = time.perf_counter()
+        self.summary.step = name
         try:
             yield
         finally:
             secs = time.perf_counter() - started
             self.summary.stage_seconds[name] = round(self.summary.stage_seconds.get(name, 0.0) + secs, 4)
+        pause_point(PAUSE_AFTER.get(name, name))  # crash tests stop the run here, after the step
 
 
 def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
@@ -206,6 +224,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     mlflow.log_dict({c: str(t) for c, t in ctx.frame.dtypes.items()}, "data/schema.json")
     run_hooks(cfg.hooks.after_ingest, ctx)
     data_gates.prepare(ctx)  # logs this run's profile, loads the champion's as the reference
+    verify_champion(ctx)  # its model files against the checksums recorded when it was promoted
 
     with timed("gates.data"):
         ok = run_stage("data", data_stage_specs(ctx), gates)
@@ -239,7 +258,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
         return
 
     run_hooks(cfg.hooks.before_export, ctx)
-    with timed("export"):
+    with timed("export"):  # pause point "export": files written, nothing verified or registered
         ctx.exported = export_task(ctx)
     run_hooks(cfg.hooks.after_export, ctx)
     summary.stages_run.append("export")
@@ -251,7 +270,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     if not ok:
         return
 
-    with timed("promote"):
+    with timed("promote"):  # pause point "promote" is inside, between registering and the alias
         outcome = promote_task(ctx)
     summary.stages_run.append("promote")
     ctx.notes.extend(outcome.notes)
@@ -280,80 +299,168 @@ def _diagnose(ctx: RunContext, gates: GateReport, summary: RunSummary) -> Diagno
     return diagnose(gates, changes, compared)
 
 
-def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
-    """Put the verdict where people look: MLflow tags and report, Prefect artifacts."""
+def verify_champion(ctx: RunContext) -> None:
+    """Check the champion's files before anything loads them (gates/model_integrity.py)."""
+    if ctx.champion is None:
+        return
+    try:
+        ctx.champion_verified = model_integrity.verify(ctx.cfg, ctx.champion.version, Path(ctx.workdir))
+    except Exception as exc:  # noqa: BLE001 - the champion_integrity gate blocks on it (fail closed)
+        ctx.champion_verify_error = f"{type(exc).__name__}: {exc}"
+
+
+def _guarded(summary: RunSummary, what: str, step) -> Any:
+    """One publishing step; a failure is noted and the next step still runs."""
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001 - publishing must reach the end (verdict, report)
+        summary.publish_failures.append(plain(f"{what}: {type(exc).__name__}: {exc}", 500))
+        with contextlib.suppress(Exception):
+            get_run_logger().warning("publishing %s failed: %s", what, summary.publish_failures[-1])
+        return None
+
+
+def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary, verdict: str | None = None) -> None:
+    """Put the verdict where people look: MLflow tags and report, Prefect artifacts.
+
+    Each step is guarded on its own, the verdict tag comes first, and a failed step is named in
+    the report and in the tag `gates.publish_failures`: a run that started always ends with
+    `gates.verdict` and a report, even when plotting or rendering fails.
+    """
     cfg = ctx.cfg
-    summary.verdict = gates.verdict
-    summary.diagnosis = _diagnose(ctx, gates, summary)
-    summary.headline = summary.diagnosis.root_cause if gates.blocked else report.headline(gates)
+    summary.verdict = verdict or gates.verdict
     summary.report = gates
     summary.metrics = ctx.metrics
     summary.baseline_metrics = ctx.baseline_metrics
     summary.champion_metrics = ctx.champion_metrics
     summary.notes = ctx.notes
+    summary.headline = report.headline(gates)
+    summary.diagnosis = _guarded(summary, "diagnosis", lambda: _diagnose(ctx, gates, summary))
+    if summary.diagnosis is not None and gates.blocked:
+        summary.headline = summary.diagnosis.root_cause
+    summary.headline = plain(summary.headline, 2000)
+    _guarded(summary, "verdict tags", lambda: mlflow.set_tags({
+        "gates.verdict": summary.verdict, "gates.headline": plain(summary.headline, 4000),
+        "gates.blocking": plain(",".join(r.name for r in gates.blocking), 4000)}))
+    pause_point("publish")  # crash tests: the verdict is written, the report not yet
+
     context = {"pipeline": cfg.name, "run date": ctx.run_date.isoformat(),
                "MLflow run": ctx.run_id, "stages run": " → ".join(summary.stages_run),
                "champion before": summary.champion_before or "none (first run)",
                "promoted version": summary.promoted_version or "not promoted"}
-    for note in ctx.notes:
-        context.setdefault("notes", "")
-        context["notes"] = (context["notes"] + "; " + note).lstrip("; ")
-    summary.report_markdown = report.markdown(gates, context, summary.diagnosis)
+    if ctx.notes:
+        context["notes"] = "; ".join(ctx.notes)
 
-    tracking.log_gate_results(gates.results)
-    tracking.log_report(gates, summary.report_markdown)
-    plots.log_drift_plots(gates)  # one figure per drifted feature, under plots/drift/
-    plots.log_metrics_plot(ctx.metrics, ctx.baseline_metrics, ctx.champion_metrics,
-                           cfg.model.primary_metric)
-    mlflow.log_dict(summary.diagnosis.model_dump(mode="json"), "gates/diagnosis.json")
-    mlflow.set_tags({"gates.verdict": gates.verdict, "gates.headline": summary.headline[:5000],
-                     "gates.blocking": ",".join(r.name for r in gates.blocking)})
+    def render() -> str:
+        return report.markdown(gates, context, summary.diagnosis, verdict=summary.verdict)
+
+    summary.report_markdown = _guarded(summary, "report rendering", render) or (
+        f"# Retrain gates: {summary.verdict.upper()}\n\n{plain(summary.headline)}\n\n"
+        "(the full report could not be rendered; see gates.publish_failures)\n")
+    _guarded(summary, "gate tags", lambda: tracking.log_gate_results(gates.results))
+    _guarded(summary, "drift plots", lambda: plots.log_drift_plots(gates))  # plots/drift/
+    _guarded(summary, "metrics plot", lambda: plots.log_metrics_plot(
+        ctx.metrics, ctx.baseline_metrics, ctx.champion_metrics, cfg.model.primary_metric))
+    if summary.diagnosis is not None:
+        _guarded(summary, "diagnosis.json", lambda: mlflow.log_dict(
+            safety_tree(summary.diagnosis.model_dump(mode="json")), "gates/diagnosis.json"))
     if ctx.champion is not None:
-        mlflow.set_tag("champion.run_id", ctx.champion.run_id or "")
-        mlflow.set_tag("champion.version", ctx.champion.version)
+        _guarded(summary, "champion tags", lambda: mlflow.set_tags(
+            {"champion.run_id": ctx.champion.run_id or "", "champion.version": ctx.champion.version}))
     key = cfg.name.lower()
-    create_markdown_artifact(markdown=summary.report_markdown, key=f"{key}-gate-report",
-                             description=f"Retrain gates: {gates.verdict}")
-    if gates.results:
-        create_table_artifact(table=report.table_rows(gates), key=f"{key}-gate-results",
-                              description="Every gate's verdict")
+    _guarded(summary, "Prefect table artifact", lambda: gates.results and create_table_artifact(
+        table=report.table_rows(gates), key=f"{key}-gate-results", description="Every gate's verdict"))
+    if summary.publish_failures:  # last, so the report names every step that failed
+        summary.report_markdown += ("\n## Publishing problems\n\n"
+                                    + "\n".join(f"- {report.md(f)}" for f in summary.publish_failures) + "\n")
+        _guarded(summary, "failure tag", lambda: mlflow.set_tag(
+            "gates.publish_failures", plain("; ".join(summary.publish_failures), 4000)))
+    _guarded(summary, "MLflow report", lambda: tracking.log_report(gates, summary.report_markdown))
+    _guarded(summary, "Prefect report", lambda: create_markdown_artifact(
+        markdown=summary.report_markdown, key=f"{key}-gate-report",
+        description=f"Retrain gates: {summary.verdict}"))
+
+
+def _interrupted(ctx: RunContext, gates: GateReport, summary: RunSummary, exc: BaseException) -> str:
+    """Record where a signal stopped the run; returns the verdict (`interrupted`, or `passed` if
+    the signal came after the alias moved to this run's model)."""
+    where = summary.step or _next_stage(summary.stages_run)
+    name = signal_name(exc)
+    with contextlib.suppress(Exception):
+        now = tracking.champion(ctx.cfg)
+        if now is not None and now.run_id == ctx.run_id and now.version != summary.champion_before:
+            summary.promoted_version = now.version
+            ctx.notes.append(f"{name} arrived after the champion moved to version {now.version}; "
+                             "the promotion is complete")
+            return "passed"
+    gates.extend([GateResult(
+        name="interrupted", family=STEP_FAMILY.get(where, "artifact"), status="error",
+        summary=f"run interrupted by {name} during {where} (stages done: "
+                f"{', '.join(summary.stages_run) or 'none'}); nothing was promoted",
+        measured={"stopped_at": where, "signal": name},
+        hint="Rerun; an interrupted run never moves the champion.")])
+    return "interrupted"
 
 
 @flow(name="retrain", log_prints=True)
 def retrain(config_path: str, run_date: str | None = None) -> Any:
-    """Retrain one pipeline for `run_date` (default: today), behind its gates."""
+    """Retrain one pipeline for `run_date` (default: today), behind its gates.
+
+    Whatever stops it once the MLflow run is open (a gate, a crashed step, SIGINT or SIGTERM),
+    the run ends with `gates.verdict` and a report; an interrupted run is tagged `interrupted`,
+    its MLflow run KILLED, and the signal is raised again once published.
+    """
     logger = get_run_logger()
     cfg = load_config(config_path)
     day = dt.date.fromisoformat(run_date) if run_date else dt.date.today()
-    experiment_id = tracking.configure(cfg)
+    experiment_id = tracking.configure(cfg)  # InfrastructureError (exit 3) if the store is unreachable
     summary = RunSummary(pipeline=cfg.name, run_date=day.isoformat(), verdict="blocked", headline="",
                          primary_metric=cfg.model.primary_metric, experiment_id=experiment_id,
-                         tracking_uri=tracking.tracking_uri(cfg))
+                         tracking_uri=redact(tracking.tracking_uri(cfg)))
     gates = GateReport()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{cfg.name}-{day.isoformat()}") as run:
-        ctx = RunContext(cfg=cfg, run_date=day, run_id=run.info.run_id)
-        summary.mlflow_run_id = run.info.run_id
-        mlflow.set_tags({"pipeline": cfg.name, "run_date": day.isoformat(),
-                         "code_version": tracking.code_version(),
-                         "prefect.flow_run_id": str(flow_run.get_id() or ""),
-                         "config_path": str(config_path)})
-        mlflow.log_params(tracking.flat_params("", cfg.model_dump(mode="json")))
-        mlflow.log_dict(library_versions(), "environment/library_versions.json")
-        mlflow.set_tags({f"lib.{k}": v for k, v in library_versions().items()})
-        ctx.champion = champ = tracking.champion(cfg)  # once: drift, evaluation, promotion agree
-        summary.champion_before = champ.version if champ else None
-        summary.champion_run_id = champ.run_id if champ else None
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{cfg.name}-{day.isoformat()}")
+    ctx = RunContext(cfg=cfg, run_date=day, run_id=run.info.run_id,
+                     workdir=tempfile.mkdtemp(prefix="gates-run-"))
+    summary.mlflow_run_id = run.info.run_id
+    status, interruption, verdict = "FAILED", None, None
+    try:
         try:
+            summary.step = "start"
+            mlflow.set_tags({"pipeline": cfg.name, "run_date": day.isoformat(),
+                             "code_version": tracking.code_version(),
+                             "prefect.flow_run_id": str(flow_run.get_id() or ""),
+                             "config_path": str(config_path)})
+            tracking.log_config(cfg)  # redacted YAML artifact + the few params people compare
+            mlflow.log_dict(library_versions(), "environment/library_versions.json")
+            mlflow.set_tags({f"lib.{k}": v for k, v in library_versions().items()})
+            ctx.champion = champ = tracking.champion(cfg)  # once: drift, evaluation, promotion agree
+            summary.champion_before = champ.version if champ else None
+            summary.champion_run_id = champ.run_id if champ else None
+            pause_point("start")
             _stages(ctx, gates, summary)
+        except interruption_types() as exc:
+            interruption = exc
+            logger.warning(plain(f"run interrupted by {signal_name(exc)} during {summary.step}; "
+                                 "publishing the verdict", 500))
         except Exception as exc:
             # A stage (not a gate) crashed: still publish what we know, then fail the run.
             failed = _next_stage(summary.stages_run)
             gates.extend([GateResult(name=f"stage_{failed}", family=STAGE_FAMILY[failed], status="error",
-                                     summary=f"pipeline step crashed: {type(exc).__name__}: {exc}",
+                                     summary=plain(f"pipeline step crashed: {type(exc).__name__}: {exc}", 2000),
                                      hint="A crashed step blocks the run; nothing was promoted.")])
-            logger.exception("pipeline step crashed")
-        _publish(ctx, gates, summary)
-    logger.info(summary.headline)
+            logger.error("pipeline step crashed:\n%s", redact("".join(traceback.format_exception(exc))))
+        with held():  # a second Ctrl-C waits until the verdict and the report are out
+            if interruption is not None:
+                verdict = _interrupted(ctx, gates, summary, interruption)
+            _publish(ctx, gates, summary, verdict)
+        status = "KILLED" if interruption is not None else "FINISHED"
+    finally:
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
+    logger.info(plain(summary.headline, 2000))
+    if interruption is not None:
+        raise interruption
     if gates.blocked:
         return Failed(message=summary.headline, data=summary)
     return Completed(message=summary.headline, data=summary)

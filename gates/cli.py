@@ -85,11 +85,29 @@ def run(
     from flows.retrain import retrain
     from flows.runners import with_runner
 
-    flow = with_runner(retrain, cfg, dask_address)
-    state = flow(str(config), day.isoformat() if day else None, return_state=True)
+    from gates import tracking
+    from gates.errors import EXIT_INFRASTRUCTURE, InfrastructureError
+    from gates.interrupts import interruption_types, signal_name
+    from gates.safety import plain
+
+    try:
+        tracking.check_reachable(cfg)  # seconds, before Prefect starts; the flow checks again
+        flow = with_runner(retrain, cfg, dask_address)
+        state = flow(str(config), day.isoformat() if day else None, return_state=True)
+    except InfrastructureError as exc:
+        err.print(plain(exc, 2000), style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INFRASTRUCTURE) from None
+    except interruption_types() as exc:  # the run published `interrupted` before stopping
+        name = signal_name(exc)
+        err.print(f"interrupted by {name}: the run is tagged gates.verdict=interrupted; "
+                  "the champion was not moved", style="red", markup=False, highlight=False)
+        raise typer.Exit(130 if name == "SIGINT" else 143) from None
     summary = state.result(raise_on_failure=False)
     from flows.retrain import RunSummary
 
+    if isinstance(summary, InfrastructureError):
+        err.print(plain(summary, 2000), style="red", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INFRASTRUCTURE)
     if not isinstance(summary, RunSummary):
         from gates.safety import plain
 
@@ -98,7 +116,7 @@ def run(
         raise typer.Exit(1)
     _print_summary(summary, cfg)
     if json_out:
-        json_out.write_text(summary.model_dump_json(indent=2))
+        json_out.write_text(plain(summary.model_dump_json(indent=2), 50_000_000))
     raise typer.Exit(0 if summary.promoted_version else 1)
 
 
