@@ -227,7 +227,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     verify_champion(ctx)  # its model files against the checksums recorded when it was promoted
 
     with timed("gates.data"):
-        ok = run_stage("data", data_stage_specs(ctx), gates)
+        ok = run_stage("data", [*model_integrity.plan(ctx), *data_stage_specs(ctx)], gates)
     if not ok:
         return
     with timed("split"):

@@ -291,6 +291,14 @@ class ArtifactGate(GateSettings):
     atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
 
 
+class ChampionIntegrityGate(GateSettings):
+    """The champion's model files against the sha256 recorded when it was promoted."""
+
+    unverified: Literal["warn", "block"] = Field(
+        "warn", description="A champion promoted before checksums were recorded is never loaded; "
+        "warn: the run compares with absolute thresholds only and says so; block: the run stops.")
+
+
 class GatesConfig(Strict):
     contract: ContractGate = Field(default_factory=ContractGate)
     partitions: PartitionsGate = Field(default_factory=PartitionsGate)
@@ -313,6 +321,7 @@ class GatesConfig(Strict):
     slices: SlicesGate = Field(default_factory=SlicesGate)
     predictions: PredictionsGate = Field(default_factory=PredictionsGate)
     artifact: ArtifactGate = Field(default_factory=ArtifactGate)
+    champion_integrity: ChampionIntegrityGate = Field(default_factory=ChampionIntegrityGate)
 
 
 # --------------------------------------------------------------------------- tracking

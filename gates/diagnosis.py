@@ -105,6 +105,12 @@ CAUSES: dict[str, Cause] = {
     "serving_skew": Cause(bucket="pipeline", depth=4, meaning="what the model sees at serving differs from training (preprocessing outside the pipeline)",
                           rules_out="training/serving skew from steps outside the model pipeline",
                           next_check="Move every transformation of raw columns into the model pipeline."),
+    # Depth 0: nothing the run computed can be trusted to explain anything while it stands.
+    "champion_integrity": Cause(bucket="pipeline", depth=0,
+                                meaning="the champion's model files were modified after promotion",
+                                rules_out="a champion whose files changed since it was promoted",
+                                next_check="Find who wrote to the artifact store; restore the "
+                                           "champion's files or register a verified model."),
     "stage_promote": Cause(bucket="pipeline", depth=3, meaning="promotion crashed", rules_out="",
                            next_check="Check the registry; the alias was not moved."),
 }

@@ -357,6 +357,25 @@ def corrupted_artifact(target: FaultTarget) -> None:
     target.add_hook("after_export", "gates.faults:corrupt_mlflow_model_file")
 
 
+def overwrite_champion_model(ctx: Any) -> None:
+    """after_ingest hook: someone with write access to the artifact store replaces the champion's
+    model file (here with a harmless pickle of another object)."""
+    import pickle
+
+    import mlflow
+
+    stored = Path(mlflow.artifacts.download_artifacts(ctx.champion.model_uri))  # the stored files
+    target = next(p for p in stored.glob("model.*") if p.suffix in (".pkl", ".skops", ".joblib"))
+    target.write_bytes(pickle.dumps({"not": "the promoted model"}))
+
+
+@fault("tampered_champion", expected_gate="champion_integrity", tags=["needs_champion"],
+       description="The champion's model file in the artifact store is replaced after promotion: "
+       "its sha256 no longer matches the one recorded with the version; it must never be loaded.")
+def tampered_champion(target: FaultTarget) -> None:
+    target.add_hook("after_ingest", "gates.faults:overwrite_champion_model")
+
+
 OLD_SKLEARN_VERSION = "1.5.2"
 _REAL_SKLEARN_VERSION: dict[str, str] = {}
 

@@ -108,6 +108,15 @@ def load_verified(cfg: PipelineConfig, version: str, workdir: Path | None = None
     return mlflow.sklearn.load_model(str(checked.model_dir))
 
 
+def plan(ctx) -> list:
+    """The champion_integrity gate, judged with the data gates (before anything loads the model)."""
+    from gates.results import plan_gate
+
+    settings = ctx.cfg.gates.champion_integrity
+    return plan_gate("champion_integrity", Family.ARTIFACT, settings, check_champion_integrity,
+                     ctx.champion_verified, ctx.champion_verify_error, settings.unverified)
+
+
 def check_champion_integrity(checked: Verified | None, error: str | None,
                              unverified: str = "warn") -> GateResult:
     """Blocks when the champion's files differ from what was promoted (they were not loaded).
