@@ -33,12 +33,28 @@ COMPARED_PARAMS = ("model.estimator", "model.pipeline", "model.primary_metric", 
 
 
 def tracking_uri(cfg: PipelineConfig) -> str:
-    """Resolve a relative SQLite path against the working directory, so every process agrees."""
-    uri = cfg.mlflow.tracking_uri
+    """Resolve a relative SQLite path against the working directory, so every process agrees.
+
+    A tracking server's user and password in the URI (http://user:pw@host) are moved to
+    MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (unless already set), and the
+    URI MLflow sees has none: MLflow prints and stores the URI it is given (run links, logs).
+    """
+    uri = _credentials_to_env(cfg.mlflow.tracking_uri)
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri[len(prefix):]).resolve())
     return uri
+
+
+def _credentials_to_env(uri: str) -> str:
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or parts.username is None:
+        return uri
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", urllib.parse.unquote(parts.username))
+    if parts.password is not None:
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", urllib.parse.unquote(parts.password))
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
 def check_reachable(cfg: PipelineConfig) -> None:
@@ -48,7 +64,7 @@ def check_reachable(cfg: PipelineConfig) -> None:
     the store (credentials redacted) in one line, as an InfrastructureError (exit 3). Local
     stores (SQLite, files) have nothing to reach.
     """
-    uri = tracking_uri(cfg)
+    uri = cfg.mlflow.tracking_uri  # as configured, to name it (redacted) in the error
     parts = urllib.parse.urlsplit(uri)
     scheme = parts.scheme.split("+")[0].lower()
     if not parts.hostname or scheme not in DEFAULT_PORTS:
