@@ -82,11 +82,17 @@ def _log(message: str) -> None:
         logging.getLogger(__name__).info(message)
 
 
+def waiting_file(lock: Path) -> Path:
+    """Present while this process waits for `lock` (its content: who waits)."""
+    return lock.with_name(f"{lock.name}.waiting.{os.getpid()}")
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path, wait_seconds: float, holder: dict) -> Iterator[float]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     started, waiting_said = time.monotonic(), False
+    waiter = waiting_file(path)  # who waits is visible on disk (operators, tests), not only in logs
     try:
         while True:
             try:
@@ -95,6 +101,7 @@ def _file_lock(path: Path, wait_seconds: float, holder: dict) -> Iterator[float]
             except BlockingIOError:
                 if not waiting_said:
                     waiting_said = True
+                    waiter.write_text(json.dumps(holder))
                     _log(f"waiting up to {wait_seconds:g} s for the promotion lock {path}, held by "
                          f"{path.read_text().strip() or 'unknown'}")
                 if time.monotonic() - started >= wait_seconds:
@@ -107,6 +114,7 @@ def _file_lock(path: Path, wait_seconds: float, holder: dict) -> Iterator[float]
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield time.monotonic() - started
     finally:
+        waiter.unlink(missing_ok=True)
         os.close(fd)  # closing drops the lock; so does the process dying
 
 
