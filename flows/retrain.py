@@ -449,11 +449,11 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
                                      summary=plain(f"pipeline step crashed: {type(exc).__name__}: {exc}", 2000),
                                      hint="A crashed step blocks the run; nothing was promoted.")])
             logger.error("pipeline step crashed:\n%s", redact("".join(traceback.format_exception(exc))))
-        with held():  # a second Ctrl-C waits until the verdict and the report are out
+        status = "KILLED" if interruption is not None else "FINISHED"
+        with held():  # a (second) Ctrl-C waits until the verdict and the report are out
             if interruption is not None:
                 verdict = _interrupted(ctx, gates, summary, interruption)
             _publish(ctx, gates, summary, verdict)
-        status = "KILLED" if interruption is not None else "FINISHED"
     finally:
         with contextlib.suppress(Exception):
             mlflow.end_run(status)
