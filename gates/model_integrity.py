@@ -26,6 +26,9 @@ from gates.ingest import file_sha256
 from gates.results import Family, GateResult, Status, judge
 
 CHECKSUM_TAG = "gates.checksums"
+# MLflow rewrites this file when the model is registered (the registered name and version, YAML
+# it reads with a safe loader): it is metadata, not the model, so it is neither recorded nor checked.
+REWRITTEN_BY_REGISTRY = frozenset({"registered_model_meta"})
 
 
 class IntegrityError(RuntimeError):
@@ -50,7 +53,8 @@ class Verified:
 
 def recorded_checksums(exported_checksums: dict[str, str]) -> dict[str, str]:
     """The MLflow model's files among an export's verified checksums, relative to the model."""
-    return {k.removeprefix("mlflow/"): v for k, v in exported_checksums.items() if k.startswith("mlflow/")}
+    return {k.removeprefix("mlflow/"): v for k, v in exported_checksums.items()
+            if k.startswith("mlflow/") and k.removeprefix("mlflow/") not in REWRITTEN_BY_REGISTRY}
 
 
 def tag_value(checksums: dict[str, str]) -> str:
@@ -58,7 +62,9 @@ def tag_value(checksums: dict[str, str]) -> str:
 
 
 def _compare(recorded: dict[str, str], folder: Path) -> list[str]:
-    actual = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    actual = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
+              if p.is_file() and str(p.relative_to(folder)) not in REWRITTEN_BY_REGISTRY}
+    recorded = {k: v for k, v in recorded.items() if k not in REWRITTEN_BY_REGISTRY}
     out = [f"{rel}: missing" for rel in recorded if rel not in actual]
     out += [f"{rel}: sha256 {actual[rel][:12]}… differs from {sha[:12]}… recorded at promotion"
             for rel, sha in recorded.items() if rel in actual and actual[rel] != sha]

@@ -44,7 +44,7 @@ def headline(report: GateReport) -> str:
 def table_rows(report: GateReport) -> list[dict[str, str]]:
     """Rows for the Prefect table artifact."""
     return [
-        {"gate": cell(r.name), "family": r.family.value, "status": r.status.value,
+        {"gate": r.name, "family": r.family.value, "status": r.status.value,
          "severity": r.severity.value, "summary": cell(r.summary),
          "measured": cell(_kv(r.measured)), "threshold": cell(_kv(r.threshold)),
          "seconds": f"{r.seconds:.2f}"}
