@@ -73,4 +73,6 @@ def _show(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.0f}" if value.is_integer() and abs(value) >= 1 else f"{value:.4g}"
-    return str(value)
+    from gates.safety import rich
+
+    return rich(value)  # tags and params are shown as text, never as rich markup
