@@ -248,7 +248,8 @@ def _stop_at(store, point: str, sig: signal.Signals, label: str):
 
 def _signal_test(store, point, sig):
     cfg, before, code, log = _stop_at(store, point, sig, f"{sig.name}-{point}")
-    assert code == (130 if sig is signal.SIGINT else 143), log[-3000:]
+    # SIGINT: the CLI exits 130; SIGTERM: 143, or Prefect re-delivers it once the run is over
+    assert code in ((130,) if sig is signal.SIGINT else (143, -signal.SIGTERM)), (code, log[-3000:])
     run = _latest_run(cfg)
     tags = run.data.tags
     after = _assert_champion_verified(cfg, before)
