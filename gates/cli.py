@@ -68,7 +68,7 @@ def validate_config(
         found = _preflight(cfg, file, _date(run_date, "--run-date") or dt.date.today(), require_data=True)
         checked = f"; fits partition {found.partition} ({len(found.columns)} columns)"
     console.print(f"[green]ok[/] {file}: pipeline {cfg.name!r}, {len(cfg.data.features.all)} features, "
-                  f"primary metric {cfg.model.primary_metric}{checked}", highlight=False)
+                  f"primary metric {cfg.model.primary_metric}{checked}", highlight=False, soft_wrap=True)
 
 
 @app.command("demo-data")
