@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from gates.config import load_config
 from gates.data_gates import check_contract, check_partitions
@@ -261,8 +260,8 @@ def promoted(tmp_path_factory, clean_data):
     """One store whose champion is version 1, promoted by a clean run through the CLI."""
     work = tmp_path_factory.mktemp("adversarial-store")
     config = _case_config(work, clean_data, "clean")
-    result = _cli_run(config)
-    assert result.exit_code == 0, result.stdout + (result.stderr or "")
+    code, _ = _cli_run(config)
+    assert code == 0
     assert _champion(config) == "1"
     return work
 
@@ -273,10 +272,20 @@ def _case_config(work: Path, data: Path, name: str, **overrides) -> Path:
     return path
 
 
-def _cli_run(config: Path):
-    from gates.cli import app
+def _cli_run(config: Path, capsys=None) -> tuple[int, str]:
+    """`gates run` in this process (the session's Prefect harness): its exit code and output.
 
-    return CliRunner().invoke(app, ["run", "--config", str(config), "--run-date", RUN_DATE.isoformat()])
+    The command function is called directly rather than through CliRunner, whose swapped
+    streams outlive one invocation inside Prefect's log handlers ("I/O operation on closed file").
+    """
+    import typer
+
+    from gates.cli import run
+
+    with pytest.raises(typer.Exit) as info:
+        run(config=config, run_date=RUN_DATE.isoformat(), json_out=None, dask_address=None)
+    captured = capsys.readouterr() if capsys is not None else None
+    return info.value.exit_code, (captured.out + captured.err) if captured else ""
 
 
 def _champion(config: Path) -> str | None:
@@ -296,12 +305,11 @@ def _broken_copy(clean_data: Path, work: Path, name: str, fault) -> tuple[Path, 
 @pytest.mark.parametrize("fault", [empty_folder, future_timestamps, third_class], ids=lambda f: f.__name__)
 @pytest.mark.slow
 @pytest.mark.xdist_group("adversarial")
-def test_bad_data_run_exits_1_and_leaves_the_champion(promoted, clean_data, fault):
+def test_bad_data_run_exits_1_and_leaves_the_champion(promoted, clean_data, fault, capsys):
     data, words = _broken_copy(clean_data, promoted, fault.__name__, fault)
     config = _case_config(promoted, data, fault.__name__)
-    result = _cli_run(config)
-    out = result.stdout + (result.stderr or "")
-    assert result.exit_code == 1, out
+    code, out = _cli_run(config, capsys)
+    assert code == 1, out
     assert "Traceback" not in out, out
     assert "partitions" in out and words[0] in " ".join(out.split()), out
     assert _champion(config) == "1"
@@ -309,7 +317,7 @@ def test_bad_data_run_exits_1_and_leaves_the_champion(promoted, clean_data, faul
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("adversarial")
-def test_config_that_does_not_fit_the_data_exits_2_before_any_run(promoted, clean_data):
+def test_config_that_does_not_fit_the_data_exits_2_before_any_run(promoted, clean_data, capsys):
     """A ghost feature: exit 2 from `gates run` naming field and column; the flow refuses it too
     (a scheduled run has no CLI in front), as a ConfigError rather than a gate block."""
     from mlflow.tracking import MlflowClient
@@ -325,9 +333,8 @@ def test_config_that_does_not_fit_the_data_exits_2_before_any_run(promoted, clea
     experiment = client.get_experiment_by_name(cfg.mlflow.experiment)
     count = len(client.search_runs([experiment.experiment_id]))
 
-    result = _cli_run(config)
-    out = result.stdout + (result.stderr or "")
-    assert result.exit_code == 2 and "Traceback" not in out, out
+    code, out = _cli_run(config, capsys)
+    assert code == 2 and "Traceback" not in out, out
     assert "data.features.numeric" in out and "ghost_feature" in out
 
     state = retrain(str(config), RUN_DATE.isoformat(), return_state=True)
