@@ -125,7 +125,11 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
         failures.append(f"stale data: newest partition {newest.isoformat()} is {lag} days before the "
                         f"run date {ingested.run_date.isoformat()} (allowed: {allowed})")
     total = sum(rows.values())
-    in_rows = check_rows(ingested, cfg, settings) if cfg is not None else None
+    try:
+        in_rows = check_rows(ingested, cfg, settings) if cfg is not None else None
+    except Exception as exc:  # noqa: BLE001 - fail closed, but keep the findings above
+        in_rows = None
+        failures.append(f"row checks crashed: {type(exc).__name__}: {exc}")
     if in_rows is not None:
         failures += in_rows.failures
     return judge(
