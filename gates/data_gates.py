@@ -9,19 +9,69 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gates.config import (Cadence, ContractGate, DataFormat, DriftGate, LabelShiftGate, PartitionsGate,
-                          PipelineConfig)
+from pydantic import Field
+
+from gates.config import Cadence, DataFormat, PipelineConfig
 from gates.contract import WindowValidation, load_suite, merge_validations, validate_partitions
 from gates.drift import FeatureDrift, compare_profiles, label_shift
 from gates.ingest import Ingested, read_file
-from gates.results import Family, GateResult, judge
+from gates.registry import Cause, Gate
+from gates.results import Family, GateResult, Severity, judge
+from gates.settings import GateSettings
 
 REFERENCE_ARTIFACT = "profile/reference.json"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class ContractGate(GateSettings):
+    """Great Expectations suite, validated per partition."""
+
+    unexpected_samples: int = Field(5, ge=0, description="Failing values shown per expectation.")
+
+
+class PartitionsGate(GateSettings):
+    short_ratio: float = Field(
+        0.5, gt=0, lt=1, description="A partition with fewer rows than this share of the "
+        "trailing median is short."
+    )
+    max_lag_days: int = Field(
+        1, ge=0, description="The newest partition may be at most this many days before the run date."
+    )
+    min_rows: int = Field(1, ge=0, description="A partition with fewer rows is empty.")
+    trailing_partitions: int = Field(
+        7, ge=1, description="Partitions before a partition whose median row count it is judged by."
+    )
+    workers: int = Field(4, ge=1, description="Partitions read and validated in parallel.")
+
+
+class DriftGate(GateSettings):
+    severity: Severity = Severity.BLOCK
+    psi_warn: float = 0.1
+    psi_block: float = 0.25
+    ks_warn: float = 0.1
+    ks_block: float = 0.3
+    js_warn: float = 0.05
+    js_block: float = 0.2
+    null_rate_warn: float = 0.02
+    null_rate_block: float = 0.1
+    new_category_share_block: float = Field(
+        0.01, description="Share of rows in categories the reference never saw."
+    )
+    bins: int = Field(10, ge=2, le=100)
+    sample_rows: int = Field(200_000, ge=1000, description="Rows sampled for KS statistics.")
+
+
+class LabelShiftGate(GateSettings):
+    warn: float = Field(0.02, description="Absolute change in the positive rate (or mean target).")
+    block: float = Field(0.08, description="Absolute change that blocks.")
 
 
 # --------------------------------------------------------------------------- partitions
@@ -132,8 +182,7 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
         threshold={"min_rows": settings.min_rows, "short_ratio": settings.short_ratio,
                    "trailing_partitions": settings.trailing_partitions,
                    "max_lag_days": settings.max_lag_days},
-        hint="Check the upstream job that writes these partitions (did it run, did it finish, "
-        "did it write once, to the right path?) before retraining.",
+        hint=PARTITIONS.hint,
         ok_summary=f"{len(expected)} partitions present, {total} rows, newest {lag} day(s) old",
         details={"missing": [d.isoformat() for d in missing], "empty": [d.isoformat() for d in empty],
                  "unreadable": {str(p): e for p, e in ingested.errors.items()},
@@ -146,16 +195,21 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
 # --------------------------------------------------------------------------- contract
 
 
-def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGate) -> GateResult:
+def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGate,
+                   contract_validations: Callable[[], list[WindowValidation]] | None = None) -> GateResult:
     """The Great Expectations suite, judged per partition so failures name the partition.
 
     Empty partitions are left to the partition gate. The window is validated with a few GE calls
-    (see gates.contract.validate_partitions), not one call per partition.
+    (see gates.contract.validate_partitions), not one call per partition; or, when the run spread
+    that work over Dask workers (`contract_validations`), their validations are merged here.
     """
     days = contract_days(ingested, cfg)
-    outcome = validate_partitions(load_suite(cfg.expectations),
-                                  {d.isoformat(): ingested.partition_frame(d) for d in days},
-                                  settings.unexpected_samples)
+    if contract_validations is not None:
+        outcome = merge_validations(contract_validations())
+    else:
+        outcome = validate_partitions(load_suite(cfg.expectations),
+                                      {d.isoformat(): ingested.partition_frame(d) for d in days},
+                                      settings.unexpected_samples)
     return contract_result(outcome, days, cfg, settings)
 
 
@@ -178,12 +232,6 @@ def validate_partition_files(files: dict[str, list[str]], fmt: str, suite_path: 
         parts = [read_file(Path(p), DataFormat(fmt)) for p in paths]
         frames[day] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     return validate_partitions(load_suite(Path(suite_path)), frames, unexpected_samples)
-
-
-def check_contract_from(outcomes: list[WindowValidation], days: list[dt.date], cfg: PipelineConfig,
-                        settings: ContractGate) -> GateResult:
-    """The contract gate from validations done elsewhere (one per group of partitions)."""
-    return contract_result(merge_validations(outcomes), days, cfg, settings)
 
 
 def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: PipelineConfig,
@@ -209,8 +257,7 @@ def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: Pipelin
                   "expectations_evaluated": outcome.expectations_evaluated,
                   "ge_calls": outcome.ge_calls, "ge_seconds": round(outcome.ge_seconds, 4)},
         threshold={"suite": str(cfg.expectations)},
-        hint="Compare the failing columns with the upstream schema; if the change is intended, "
-        "update the suite in expectations/ (gates suite init) and commit it with the code.",
+        hint=CONTRACT.hint,
         ok_summary=f"suite {cfg.expectations.name}: {len(days)} partitions conform",
         details={"failures_by_partition": broken},
     )
@@ -220,7 +267,7 @@ def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: Pipelin
 
 
 def prepare(ctx) -> None:
-    """Profile this run's window, log it with the run, and load the champion's profile.
+    """Profile this run's window and load the champion's profile (the publisher logs this one's).
 
     Never raises: a problem is kept in ctx.reference_error and the drift gates report it.
     """
@@ -238,14 +285,6 @@ def prepare(ctx) -> None:
     except Exception as exc:  # noqa: BLE001
         ctx.profile = None
         ctx.reference_error = (ctx.reference_error or "") + f" profile failed: {type(exc).__name__}: {exc}"
-        return
-    try:
-        import mlflow
-
-        if mlflow.active_run() is not None:
-            mlflow.log_dict(profiles.for_logging(ctx.profile), REFERENCE_ARTIFACT)
-    except Exception as exc:  # noqa: BLE001 - the next run states it has no reference
-        ctx.notes.append(f"could not log the data profile: {type(exc).__name__}: {exc}")
 
 
 def _load_reference(ctx) -> dict[str, Any] | None:
@@ -295,9 +334,7 @@ def _drift_result(name: str, drifts: list[FeatureDrift], settings: DriftGate, co
         threshold={k: getattr(settings, k) for k in (
             "psi_warn", "psi_block", "ks_warn", "ks_block", "js_warn", "js_block", "null_rate_warn",
             "null_rate_block", "new_category_share_block", "bins", "sample_rows")},
-        hint="Look at the drifted features' plots (MLflow plots/drift/): an upstream change (units, "
-        "encoding, a new source) is a bug to fix; a real shift in the population may need the "
-        "thresholds or the window revisited before the model is retrained on it.",
+        hint=DRIFT.hint,
         ok_summary=f"{len(drifts)} features within the drift thresholds ({compared})",
         details={"compared": compared,
                  "features": {fd.feature: {"kind": fd.kind, "level": fd.level, "stats": fd.stats,
@@ -369,8 +406,7 @@ def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
         if settings.warn <= shift.change < settings.block else [],
         measured={"change": round(shift.change, 6), "reference": shift.reference, "current": shift.current},
         threshold={"warn": settings.warn, "block": settings.block, "measure": shift.measure},
-        hint="A changed label rate means a changed population or a changed labelling job: check the "
-        "labelling pipeline before retraining on it.",
+        hint=LABEL_SHIFT.hint,
         ok_summary=f"label {target!r}: {text}",
     )
 
@@ -425,23 +461,78 @@ def _shorten(items: list[str], limit: int = 6) -> str:
     return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
-def plan(ctx) -> list:
-    """The data gates for this run, in the order they are reported."""
-    from gates.results import plan_gate
-
-    g = ctx.cfg.gates
-    return [
-        *plan_gate("partitions", Family.DATA, g.partitions, check_partitions, ctx.ingested, g.partitions,
-                   ctx.cfg.data.cadence),
-        *plan_gate("contract", Family.DATA, g.contract, check_contract, ctx.ingested, ctx.cfg, g.contract),
-        *plan_gate("drift", Family.DATA, g.drift, check_drift, ctx, g.drift),
-        *plan_gate("label_shift", Family.DATA, g.label_shift, check_label_shift, ctx, g.label_shift),
-    ]
+# --------------------------------------------------------------------------- declarations
 
 
-def plan_after_split(ctx) -> list:
-    """Data gates that need the split (train against test drift)."""
-    from gates.results import plan_gate
+PARTITIONS = Gate(
+    name="partitions", family=Family.DATA, stage="data", settings=PartitionsGate,
+    inputs=("ingested", "cadence"), check=check_partitions,
+    cause=Cause(bucket="data", depth=1, meaning="upstream data delivery is incomplete",
+                rules_out="missing, empty, stale, duplicated or unreadable partitions",
+                next_check="Check the upstream job that writes the partitions for the dates named."),
+    hint="Check the upstream job that writes these partitions (did it run, did it finish, "
+    "did it write once, to the right path?) before retraining.",
+    blocks_when="a partition of the window is missing, empty, duplicated (files overlap, or a copy "
+    "of another date), short (rows < `short_ratio` × trailing median), stale (newest older than "
+    "`max_lag_days`), or unreadable (names the file)",
+    faults=("missing_partition", "empty_partition", "stale_data", "duplicated_partition",
+            "short_partition", "unreadable_file"),
+)
 
-    g = ctx.cfg.gates
-    return [*plan_gate("split_drift", Family.DATA, g.split_drift, check_split_drift, ctx, g.split_drift)]
+CONTRACT = Gate(
+    name="contract", family=Family.DATA, stage="data", settings=ContractGate,
+    inputs=("ingested", "cfg", "contract_validations"), check=check_contract,
+    cause=Cause(bucket="data", depth=2, meaning="the data no longer matches its contract (schema or values)",
+                rules_out="schema changes, type changes, null bursts, out-of-range values and unknown categories",
+                next_check="Diff the upstream schema and the failing columns against expectations/; "
+                "ask the producer whether the change was intended."),
+    hint="Compare the failing columns with the upstream schema; if the change is intended, "
+    "update the suite in expectations/ (gates suite init) and commit it with the code.",
+    blocks_when="the Great Expectations suite fails on a partition: renamed/dropped columns, dtype "
+    "changes, null bursts, out-of-range values, unknown or re-cased categories, booleans as strings; "
+    "names partition, column and sample values",
+    faults=("renamed_column", "dropped_column", "dtype_change", "null_burst", "out_of_range",
+            "new_category", "bool_as_string"),
+)
+
+DRIFT = Gate(
+    name="drift", family=Family.DATA, stage="data", settings=DriftGate,
+    inputs=("ctx",), check=check_drift,
+    cause=Cause(bucket="data", depth=3, meaning="feature distributions drifted from the last promoted run",
+                rules_out="covariate drift beyond the block thresholds",
+                next_check="Look at the drift plots; decide whether the change is real-world (retrain and "
+                "accept) or an upstream bug (fix the source)."),
+    hint="Look at the drifted features' plots (MLflow plots/drift/): an upstream change (units, "
+    "encoding, a new source) is a bug to fix; a real shift in the population may need the "
+    "thresholds or the window revisited before the model is retrained on it.",
+    blocks_when="a feature drifted from the champion's stored profile (PSI and KS for numbers, "
+    "PSI/Jensen-Shannon and new categories for categories, null rates) past the block thresholds; "
+    "the warn thresholds only warn",
+    faults=("covariate_drift",),
+)
+
+LABEL_SHIFT = Gate(
+    name="label_shift", family=Family.DATA, stage="data", settings=LabelShiftGate,
+    inputs=("ctx",), check=check_label_shift,
+    cause=Cause(bucket="data", depth=3, meaning="the label's distribution shifted",
+                rules_out="a shift in the label's base rate",
+                next_check="Check how labels are produced (definition, delay, join) for the new window."),
+    hint="A changed label rate means a changed population or a changed labelling job: check the "
+    "labelling pipeline before retraining on it.",
+    blocks_when="the label's positive rate (or mean) moved past `block`",
+    faults=("label_shift",),
+)
+
+SPLIT_DRIFT = Gate(
+    name="split_drift", family=Family.DATA, stage="leakage", settings=DriftGate,
+    inputs=("ctx",), check=check_split_drift,
+    default=lambda: DriftGate(severity=Severity.WARN),
+    description="Train split against test split within the run (warns by default).",
+    cause=Cause(bucket="data", depth=4, meaning="train and test windows differ strongly",
+                rules_out="a sharp break between the train and test periods",
+                next_check="Look for a change in the data around the split date."),
+    hint=DRIFT.hint,
+    blocks_when="train and test splits differ strongly (warn by default)",
+)
+
+GATES = [PARTITIONS, CONTRACT, DRIFT, LABEL_SHIFT, SPLIT_DRIFT]

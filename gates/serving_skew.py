@@ -15,9 +15,18 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from gates.config import ServingSkewGate
+from pydantic import Field
+
 from gates.evaluation import predict_scores
+from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, judge
+from gates.settings import GateSettings
+
+
+class ServingSkewGate(GateSettings):
+    sample_rows: int = Field(1000, ge=10, description="Raw test rows sent through the export.")
+    atol: float = Field(1e-6, ge=0, description="Largest prediction difference tolerated.")
+
 
 
 def _pair_raw_rows(ctx, sample: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, str]:
@@ -111,7 +120,23 @@ def check_serving_skew(ctx, settings: ServingSkewGate) -> GateResult:
     return judge(
         "serving_skew", Family.LEAKAGE, failures=failures, warnings=warnings, measured=measured,
         threshold={"atol": settings.atol, "sample_rows": settings.sample_rows},
-        hint="Move every transformation of the features into the model pipeline (model.pipeline "
-        "or the built-in preprocessing), so serving applies exactly what training applied.",
+        hint=SERVING_SKEW.hint,
         ok_summary=f"{len(paired)} raw test rows (paired {how}) predict within {settings.atol} of evaluation",
     )
+
+
+SERVING_SKEW = Gate(
+    name="serving_skew", family=Family.LEAKAGE, stage="artifact", settings=ServingSkewGate,
+    inputs=("ctx",), check=check_serving_skew,
+    # Depth 4: it reads the exported files, so a damaged file (depth 3) explains its failure too.
+    cause=Cause(bucket="pipeline", depth=4,
+                meaning="what the model sees at serving differs from training (preprocessing outside the pipeline)",
+                rules_out="training/serving skew from steps outside the model pipeline",
+                next_check="Move every transformation of raw columns into the model pipeline."),
+    hint="Move every transformation of the features into the model pipeline (model.pipeline "
+    "or the built-in preprocessing), so serving applies exactly what training applied.",
+    blocks_when="raw rows, as serving sends them, through the exported model do not give the "
+    "evaluated predictions (a step done outside the pipeline)",
+    faults=("preprocessing_skew",),
+)
+GATES = [SERVING_SKEW]
