@@ -68,10 +68,10 @@ def export_step(ctx: RunContext) -> None:
     """Your before_export hooks, the export (joblib + MLflow model), your after_export hooks."""
     run_hooks(ctx.cfg.hooks.before_export, ctx)
     ctx.exported = export_model(ctx.model, ctx.split.test, ctx.cfg, ctx.run_id,
-                                ctx.cfg.gates.artifact.golden_rows)
+                                ctx.cfg.gates.artifact_loads.golden_rows)
     pause_point("export")  # crash tests kill here: files written, nothing verified or registered
     run_hooks(ctx.cfg.hooks.after_export, ctx)
-    ctx.probes = LoadProbes(ctx.exported, ctx.cfg, ctx.cfg.gates.artifact)
+    ctx.probes = LoadProbes(ctx.exported, ctx.cfg, ctx.cfg.gates.artifact_loads)
 
 
 def promote_step(ctx: RunContext) -> None:

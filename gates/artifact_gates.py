@@ -32,12 +32,51 @@ UNPICKLING_ERRORS = {"UnpicklingError", "ModuleNotFoundError", "AttributeError",
                      "EOFError", "ValueError", "KeyError", "TypeError"}
 
 
-class ArtifactGate(GateSettings):
-    """One block for the four artifact gates (they share the fresh-process loads)."""
+class ArtifactIntegrityGate(GateSettings):
+    """Every exported file is whole and has the checksum recorded at export."""
+
+
+class LibraryVersionsGate(GateSettings):
+    """The versions recorded with the model load it (reads artifact_loads' fresh-process loads)."""
+
+
+class SignatureGate(GateSettings):
+    """The MLflow model's input signature matches the data contract."""
+
+
+class ArtifactLoadsGate(GateSettings):
+    """Both exports load in a fresh process and reproduce the golden predictions."""
 
     timeout_seconds: int = Field(180, ge=5, description="Fresh-process load must finish in this.")
     golden_rows: int = Field(200, ge=1, description="Rows whose predictions must reproduce.")
     atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
+
+
+ARTIFACT_BLOCKS = ("artifact_integrity", "library_versions", "signature", "artifact_loads")
+
+
+def upgrade_artifact_block(gates: dict) -> dict:
+    """An old config's shared `artifact:` block, spread over the four per-gate blocks.
+
+    enabled and severity go to all four, the load settings to artifact_loads. A key given in
+    both places is an error naming both, never a silent choice.
+    """
+    if not isinstance(gates, dict) or "artifact" not in gates:
+        return gates
+    gates = dict(gates)
+    old = gates.pop("artifact") or {}
+    if not isinstance(old, dict):
+        raise ValueError("gates.artifact: expected a mapping (the old shared block of the artifact gates)")
+    for key, value in old.items():
+        targets = ARTIFACT_BLOCKS if key in ("enabled", "severity") else ("artifact_loads",)
+        for block in targets:
+            target = dict(gates.get(block) or {})
+            if key in target:
+                raise ValueError(f"gates.artifact.{key} and gates.{block}.{key} are both set; "
+                                 f"gates.artifact is the old shared block, keep gates.{block}.{key}")
+            target[key] = value
+            gates[block] = target
+    return gates
 
 
 def _require(exported: Exported | None) -> Exported:
@@ -46,7 +85,7 @@ def _require(exported: Exported | None) -> Exported:
     return exported
 
 
-def check_integrity(exported: Exported | None, settings: ArtifactGate) -> GateResult:
+def check_integrity(exported: Exported | None, settings: ArtifactIntegrityGate | None = None) -> GateResult:
     """Every exported file exists, is non-empty, and still has the checksum recorded at export."""
     exported = _require(exported)
     failures = []
@@ -91,7 +130,7 @@ def probe(loader: str, path: Path, golden: Path, task: str, timeout: int) -> dic
 class LoadProbes:
     """The fresh-process loads of one export, run once (in parallel) and shared by the gates."""
 
-    def __init__(self, exported: Exported | None, cfg: PipelineConfig, settings: ArtifactGate) -> None:
+    def __init__(self, exported: Exported | None, cfg: PipelineConfig, settings: ArtifactLoadsGate) -> None:
         self.exported, self.cfg, self.settings = exported, cfg, settings
         self._lock = threading.Lock()
         self._reports: list[dict] | None = None
@@ -111,7 +150,7 @@ class LoadProbes:
             return self._reports
 
 
-def check_fresh_load(probes: LoadProbes, settings: ArtifactGate) -> GateResult:
+def check_fresh_load(probes: LoadProbes, settings: ArtifactLoadsGate) -> GateResult:
     """Both exports load in a fresh process and reproduce the in-memory predictions."""
     failures, measured = [], {}
     reports = probes.reports()
@@ -187,7 +226,7 @@ def check_signature(inputs: dict[str, str] | None, contract: dict[str, str], fea
 
 
 def check_exported_signature(exported: Exported | None, cfg: PipelineConfig,
-                             settings: ArtifactGate | None = None) -> GateResult:
+                             settings: SignatureGate | None = None) -> GateResult:
     """The signature gate on an export: its MLflow model's signature against the data contract."""
     model_dir = _require(exported).mlflow_model_dir
     return check_signature(signature_inputs(model_dir), contract_types(cfg.expectations),
@@ -214,7 +253,7 @@ def _damaged(exported: Exported, loader: str) -> bool:
 
 
 def check_library_versions(probes: LoadProbes, exported: Exported | None,
-                           settings: ArtifactGate | None = None) -> GateResult:
+                           settings: LibraryVersionsGate | None = None) -> GateResult:
     """The versions recorded with the model are the ones that load it.
 
     Blocks on: a version pinned in the export (manifest or requirements.txt) that differs from
@@ -259,12 +298,13 @@ def check_library_versions(probes: LoadProbes, exported: Exported | None,
 
 
 # --------------------------------------------------------------------------- declarations
-# The four share the `artifact` config block (gates.artifact) and one LoadProbes per export.
+# One config block each; library_versions and artifact_loads share one LoadProbes per export,
+# configured by gates.artifact_loads. Old configs' shared `artifact:` block still reads.
 
 
 ARTIFACT_INTEGRITY = Gate(
-    name="artifact_integrity", family=Family.ARTIFACT, stage="artifact", settings=ArtifactGate,
-    config_key="artifact", inputs=("exported",), check=check_integrity,
+    name="artifact_integrity", family=Family.ARTIFACT, stage="artifact", settings=ArtifactIntegrityGate,
+    inputs=("exported",), check=check_integrity,
     cause=Cause(bucket="pipeline", depth=3, meaning="an exported file is empty, truncated or corrupted",
                 rules_out="empty or corrupted model files",
                 next_check="Check what writes to the export folder after export; re-export."),
@@ -275,8 +315,8 @@ ARTIFACT_INTEGRITY = Gate(
 )
 
 LIBRARY_VERSIONS = Gate(
-    name="library_versions", family=Family.ARTIFACT, stage="artifact", settings=ArtifactGate,
-    config_key="artifact", inputs=("probes", "exported"), check=check_library_versions,
+    name="library_versions", family=Family.ARTIFACT, stage="artifact", settings=LibraryVersionsGate,
+    inputs=("probes", "exported"), check=check_library_versions,
     cause=Cause(bucket="pipeline", depth=3, meaning="the model was serialized under other library versions",
                 rules_out="library-version mismatches on load",
                 next_check="Pin the training and serving environments to the same versions."),
@@ -288,8 +328,8 @@ LIBRARY_VERSIONS = Gate(
 )
 
 SIGNATURE = Gate(
-    name="signature", family=Family.ARTIFACT, stage="artifact", settings=ArtifactGate,
-    config_key="artifact", inputs=("exported", "cfg"), check=check_exported_signature,
+    name="signature", family=Family.ARTIFACT, stage="artifact", settings=SignatureGate,
+    inputs=("exported", "cfg"), check=check_exported_signature,
     cause=Cause(bucket="pipeline", depth=4, meaning="the model's input signature does not match the data contract",
                 rules_out="signature/contract mismatches",
                 next_check="Compare the model's signature with expectations/."),
@@ -299,8 +339,8 @@ SIGNATURE = Gate(
 )
 
 ARTIFACT_LOADS = Gate(
-    name="artifact_loads", family=Family.ARTIFACT, stage="artifact", settings=ArtifactGate,
-    config_key="artifact", inputs=("probes",), check=check_fresh_load,
+    name="artifact_loads", family=Family.ARTIFACT, stage="artifact", settings=ArtifactLoadsGate,
+    inputs=("probes",), check=check_fresh_load,
     cause=Cause(bucket="pipeline", depth=4,
                 meaning="the exported model does not load or reproduce its predictions",
                 rules_out="models that do not load in a fresh process or change their predictions",
@@ -312,3 +352,4 @@ ARTIFACT_LOADS = Gate(
 )
 
 GATES = [ARTIFACT_INTEGRITY, LIBRARY_VERSIONS, SIGNATURE, ARTIFACT_LOADS]
+CONFIG_UPGRADES = [upgrade_artifact_block]

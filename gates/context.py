@@ -54,7 +54,6 @@ class RunContext:
         """What a gate may declare as an input: the run's values by name, and a few derived ones."""
         return {
             **{name: getattr(self, name) for name in self.__dataclass_fields__},
-            "ctx": self,  # gates not yet split into typed inputs (drift, label_shift, serving_skew)
             "cadence": self.cfg.data.cadence,
             "test": self.split.test if self.split is not None else None,
             "champion_version": self.champion.version if self.champion is not None else None,

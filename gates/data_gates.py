@@ -24,6 +24,7 @@ from gates.ingest import Ingested, read_file
 from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, Severity, judge
 from gates.settings import GateSettings
+from gates.split import Split
 
 REFERENCE_ARTIFACT = "profile/reference.json"
 
@@ -364,40 +365,44 @@ def _first_run(name: str, note: str) -> GateResult:
                       details={"first_run": True})
 
 
-def _reference_note(ctx) -> str:
-    stated = [n.removeprefix("drift: ") for n in ctx.notes if n.startswith("drift: ")]
+def _reference_note(notes: list[str]) -> str:
+    stated = [n.removeprefix("drift: ") for n in notes if n.startswith("drift: ")]
     return (stated[-1] if stated else "first run: no champion profile to compare with") + \
         " (not measured: the stated first-run rule)"
 
 
-def _no_profile(ctx) -> None:
-    if ctx.profile is None:
-        raise RuntimeError(f"no profile of this run's data: {ctx.reference_error or 'not computed'}")
-    if ctx.reference is None and ctx.reference_error:
-        raise RuntimeError(f"the champion's reference profile could not be loaded: {ctx.reference_error}"
+def _no_profile(profile: dict | None, reference: dict | None, reference_error: str | None) -> None:
+    if profile is None:
+        raise RuntimeError(f"no profile of this run's data: {reference_error or 'not computed'}")
+    if reference is None and reference_error:
+        raise RuntimeError(f"the champion's reference profile could not be loaded: {reference_error}"
                            " (disable gates.drift for one run to re-baseline)")
 
 
-def check_drift(ctx, settings: DriftGate) -> GateResult:
-    """Each feature of this window against the champion run's reference profile."""
-    _no_profile(ctx)
-    if ctx.reference is None:
-        return _first_run("drift", _reference_note(ctx))
-    window = ctx.reference.get("window") or ["?", "?"]
-    drifts = compare_profiles(ctx.reference, ctx.profile, settings)
+def check_drift(profile: dict | None, reference: dict | None, settings: DriftGate,
+                reference_error: str | None = None, notes: list[str] = ()) -> GateResult:
+    """Each feature of this window (`profile`) against the champion run's profile (`reference`);
+    `notes` say why there is no reference (a first run), `reference_error` why it failed to load."""
+    _no_profile(profile, reference, reference_error)
+    if reference is None:
+        return _first_run("drift", _reference_note(notes))
+    window = reference.get("window") or ["?", "?"]
+    drifts = compare_profiles(reference, profile, settings)
     return _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
-                         current=ctx.profile, reference=ctx.reference)
+                         current=profile, reference=reference)
 
 
-def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
+def check_label_shift(profile: dict | None, reference: dict | None, cfg: PipelineConfig,
+                      settings: LabelShiftGate, reference_error: str | None = None,
+                      notes: list[str] = ()) -> GateResult:
     """The label's distribution against the champion's: positive rate (or standardised mean)."""
-    _no_profile(ctx)
-    if ctx.reference is None:
-        return _first_run("label_shift", _reference_note(ctx))
-    shift = label_shift(ctx.reference.get("label"), ctx.profile.get("label"))
+    _no_profile(profile, reference, reference_error)
+    if reference is None:
+        return _first_run("label_shift", _reference_note(notes))
+    shift = label_shift(reference.get("label"), profile.get("label"))
     text = (f"{shift.measure} changed by {shift.change:.4f}"
             + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))
-    target = ctx.cfg.data.target
+    target = cfg.data.target
     return judge(
         "label_shift",
         Family.DATA,
@@ -411,15 +416,13 @@ def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
     )
 
 
-def check_split_drift(ctx, settings: DriftGate) -> GateResult:
+def check_split_drift(split: Split, cfg: PipelineConfig, settings: DriftGate) -> GateResult:
     """Train split against test split of this run: profiles, plus an exact two-sample KS test
     (scipy) on samples of at most `settings.sample_rows` rows per side."""
     from scipy.stats import ks_2samp
 
     from gates import profile as profiles
 
-    split = ctx.split
-    cfg = ctx.cfg
     train = profiles.profile_run_frame(split.train, cfg, settings)
     test = profiles.profile_run_frame(split.test, cfg, settings, reference=train)
     drifts = compare_profiles(train, test, settings)
@@ -497,7 +500,7 @@ CONTRACT = Gate(
 
 DRIFT = Gate(
     name="drift", family=Family.DATA, stage="data", settings=DriftGate,
-    inputs=("ctx",), check=check_drift,
+    inputs=("profile", "reference", "reference_error", "notes"), check=check_drift,
     cause=Cause(bucket="data", depth=3, meaning="feature distributions drifted from the last promoted run",
                 rules_out="covariate drift beyond the block thresholds",
                 next_check="Look at the drift plots; decide whether the change is real-world (retrain and "
@@ -513,7 +516,7 @@ DRIFT = Gate(
 
 LABEL_SHIFT = Gate(
     name="label_shift", family=Family.DATA, stage="data", settings=LabelShiftGate,
-    inputs=("ctx",), check=check_label_shift,
+    inputs=("profile", "reference", "cfg", "reference_error", "notes"), check=check_label_shift,
     cause=Cause(bucket="data", depth=3, meaning="the label's distribution shifted",
                 rules_out="a shift in the label's base rate",
                 next_check="Check how labels are produced (definition, delay, join) for the new window."),
@@ -525,7 +528,7 @@ LABEL_SHIFT = Gate(
 
 SPLIT_DRIFT = Gate(
     name="split_drift", family=Family.DATA, stage="leakage", settings=DriftGate,
-    inputs=("ctx",), check=check_split_drift,
+    inputs=("split", "cfg"), check=check_split_drift,
     default=lambda: DriftGate(severity=Severity.WARN),
     description="Train split against test split within the run (warns by default).",
     cause=Cause(bucket="data", depth=4, meaning="train and test windows differ strongly",

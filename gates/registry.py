@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from gates.results import Family, GateResult, GateSpec
 from gates.settings import GateSettings, Strict
@@ -59,27 +59,23 @@ class Gate:
     hint: str
     blocks_when: str  # one line for the README's gates table
     faults: tuple[str, ...] = ()
-    config_key: str = ""  # the config block it reads (default: its name; shared by a family)
     default: Callable[[], GateSettings] | None = None  # default settings, if not the model's own
     description: str = ""  # the config block's description, if any
 
-    @property
-    def key(self) -> str:
-        return self.config_key or self.name
-
     def settings_of(self, cfg: Any) -> GateSettings:
-        return getattr(cfg.gates, self.key)
+        return getattr(cfg.gates, self.name)
+
+    def judge(self, values: Mapping[str, Any], settings: GateSettings | None = None) -> GateResult:
+        """The check on the values it declares (settings: the config's, from values["cfg"])."""
+        missing = [n for n in self.inputs if n not in values]
+        if missing:
+            raise LookupError(f"gate {self.name} needs {missing}, which the run has not produced")
+        settings = settings if settings is not None else self.settings_of(values["cfg"])
+        return self.check(**{n: values[n] for n in self.inputs}, settings=settings)
 
     def spec(self, values: Mapping[str, Any], settings: GateSettings) -> GateSpec:
         """This gate ready to run on the run's values (fail closed: a missing value is an error)."""
-        missing = [n for n in self.inputs if n not in values]
-
-        def check() -> GateResult:
-            if missing:
-                raise LookupError(f"gate {self.name} needs {missing}, which the run has not produced")
-            return self.check(**{n: values[n] for n in self.inputs}, settings=settings)
-
-        return GateSpec(self.name, self.family, settings.severity, check)
+        return GateSpec(self.name, self.family, settings.severity, lambda: self.judge(values, settings))
 
 
 @dataclass(frozen=True)
@@ -117,12 +113,15 @@ NON_GATES: tuple[Declared, ...] = (
 )
 
 
+def _modules() -> list[Any]:
+    return [importlib.import_module(name) for name in GATE_MODULES]
+
+
 @cache
 def gates() -> tuple[Gate, ...]:
     """Every declared gate, in run order (imported on first use: gate modules import the config)."""
     found: list[Gate] = []
-    for module_name in GATE_MODULES:
-        module = importlib.import_module(module_name)
+    for module in _modules():
         found += module.GATES
     names = [g.name for g in found]
     if len(set(names)) != len(names):
@@ -157,15 +156,25 @@ def specs(chosen: list[Gate] | list[str], cfg: Any, values: Mapping[str, Any]) -
 
 @cache
 def gates_config() -> type[Strict]:
-    """The config's `gates:` section: one block per gate (or per family block), with its defaults."""
-    fields: dict[str, Any] = {}
-    for gate in gates():
-        if gate.key in fields:
-            continue
-        default = gate.default or gate.settings
-        fields[gate.key] = (gate.settings, Field(default_factory=default, description=gate.description or None))
+    """The config's `gates:` section: one block per gate, with its defaults.
+
+    A gate module's CONFIG_UPGRADES (functions of the raw `gates:` mapping) keep old configs
+    readable after a change of its blocks.
+    """
+    fields: dict[str, Any] = {
+        gate.name: (gate.settings, Field(default_factory=gate.default or gate.settings,
+                                         description=gate.description or None))
+        for gate in gates()}
+    upgrades = [u for module in _modules() for u in getattr(module, "CONFIG_UPGRADES", [])]
+
+    def upgrade(cls: type, data: Any) -> Any:
+        for fn in upgrades:
+            data = fn(data)
+        return data
+
+    validators = {"_upgrade_old_blocks": model_validator(mode="before")(classmethod(upgrade))}
     return create_model("GatesConfig", __config__=ConfigDict(extra="forbid", validate_default=True),
-                        __module__="gates.config", **fields)
+                        __module__="gates.config", __validators__=validators, **fields)
 
 
 @cache

@@ -22,9 +22,9 @@ DEMO_OVERRIDES = {("baseline", "min_improvement")}
 
 def test_every_gate_has_one_config_block_with_its_declared_settings():
     fields = GatesConfig.model_fields
-    assert list(fields) == list(dict.fromkeys(g.key for g in registry.gates()))
+    assert list(fields) == [g.name for g in registry.gates()]
     for gate in registry.gates():
-        assert fields[gate.key].annotation is gate.settings, gate.name
+        assert fields[gate.name].annotation is gate.settings, gate.name
     assert GatesConfig.model_config["extra"] == "forbid"
     assert PipelineConfig.model_fields["gates"].annotation is GatesConfig
 
@@ -104,3 +104,17 @@ def test_a_gate_missing_an_input_blocks_instead_of_passing():
 def test_run_until_names_the_stages():
     with pytest.raises(ValueError, match="unknown stage 'deploy'.*ingest, split, train"):
         run_until(None, "deploy")  # type: ignore[arg-type]
+
+
+def test_an_old_shared_artifact_block_still_reads(tmp_path):
+    raw = demo_config(tmp_path, tmp_path)
+    for block in ("artifact_integrity", "library_versions", "signature", "artifact_loads"):
+        raw["gates"].pop(block, None)
+    raw["gates"]["artifact"] = {"severity": "warn", "enabled": False, "timeout_seconds": 60}
+    g = parse_config(raw).gates
+    assert {g.artifact_integrity.severity.value, g.signature.severity.value,
+            g.library_versions.severity.value, g.artifact_loads.severity.value} == {"warn"}
+    assert not g.artifact_loads.enabled and g.artifact_loads.timeout_seconds == 60
+    raw["gates"]["artifact_loads"] = {"timeout_seconds": 30}
+    with pytest.raises(ConfigError, match=r"gates\.artifact\.timeout_seconds and gates\.artifact_loads\.timeout_seconds"):
+        parse_config(raw, "x.yaml")
