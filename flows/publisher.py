@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from flows.stages import Publisher
 from gates import plots, report, tracking
 from gates.context import RunContext
-from gates.data_gates import REFERENCE_ARTIFACT
+from gates.reference import REFERENCE_ARTIFACT
 from gates.diagnosis import Diagnosis
 from gates.evaluation import champion_deltas
 from gates.export import library_versions

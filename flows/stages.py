@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gates import data_gates, registry
+from gates import reference, registry
 from gates.artifact_gates import LoadProbes
 from gates.config import import_object
 from gates.context import RunContext
@@ -45,7 +45,7 @@ def ingest_step(ctx: RunContext) -> None:
     ctx.frame = ctx.ingested.combined()
     ctx.schema = {c: str(t) for c, t in ctx.frame.dtypes.items()}  # as delivered, before hooks
     run_hooks(ctx.cfg.hooks.after_ingest, ctx)
-    data_gates.prepare(ctx)
+    reference.prepare(ctx)
 
 
 def split_step(ctx: RunContext) -> None:

@@ -14,7 +14,8 @@ from scipy.stats import ks_2samp
 
 from gates.config import load_config
 from gates.context import RunContext
-from gates.data_gates import DRIFT, LABEL_SHIFT, SPLIT_DRIFT, prepare
+from gates.data_gates import DRIFT, LABEL_SHIFT, SPLIT_DRIFT
+from gates.reference import prepare
 from gates.demo_data import Customers, generate_day
 from gates.drift import ks_from_sketches, psi
 from gates.faults import FAULTS, FaultTarget
