@@ -2,7 +2,9 @@
 
 Each stage runs only when every blocking gate before it passed. A blocked run ends the Prefect
 flow run Failed with the one-sentence cause, tags the MLflow run `gates.verdict=blocked`, and
-never moves the champion alias.
+never moves the champion alias. The stages are data (flows/stages.py); this module runs them as
+Prefect tasks, their gates as parallel gate tasks, and hands every record to the publisher
+(flows/publisher.py).
 """
 
 from __future__ import annotations

@@ -118,3 +118,32 @@ def test_an_old_shared_artifact_block_still_reads(tmp_path):
     raw["gates"]["artifact_loads"] = {"timeout_seconds": 30}
     with pytest.raises(ConfigError, match=r"gates\.artifact\.timeout_seconds and gates\.artifact_loads\.timeout_seconds"):
         parse_config(raw, "x.yaml")
+
+
+def test_run_until_runs_the_steps_and_their_gates_in_registry_order(clean_data, tmp_path):
+    from flows.stages import Progress
+    from gates.context import RunContext
+    from tests.conftest import RUN_DATE
+
+    ctx = RunContext(cfg=parse_config(demo_config(tmp_path, clean_data)), run_date=RUN_DATE)
+    report, progress = GateReport(), Progress()
+    assert run_until(ctx, "split", report=report, progress=progress)
+    assert progress.stages_run == ["ingest", "split"] and ctx.split is not None and ctx.model is None
+    expected = [g.name for g in registry.gates() if g.stage in ("data", "leakage")]
+    assert [r.name for r in report.results] == expected
+    assert not report.blocked and {"ingest", "gates.data", "split", "gates.leakage"} <= set(progress.seconds)
+
+
+def test_run_until_stops_at_the_first_stage_whose_gates_block(data_dir, tmp_path):
+    from flows.stages import Progress
+    from gates.context import RunContext
+    from gates.faults import FaultTarget
+    from tests.conftest import RUN_DATE
+
+    raw = demo_config(tmp_path, data_dir)
+    FAULTS["missing_partition"].apply(FaultTarget(data_dir, raw, RUN_DATE))
+    ctx = RunContext(cfg=parse_config(raw), run_date=RUN_DATE)
+    report, progress = GateReport(), Progress()
+    assert not run_until(ctx, "promote", report=report, progress=progress)
+    assert progress.stages_run == ["ingest"] and ctx.split is None
+    assert [r.name for r in report.blocking] == ["partitions"]
