@@ -28,9 +28,10 @@ from flows.publisher import MlflowPublisher  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
 from flows.stages import STAGES, Progress, Stage, run_until  # noqa: E402
 from gates import data_gates, registry, report, tracking  # noqa: E402
-from gates.config import load_config  # noqa: E402
+from gates.config import ConfigError, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
+from gates.preflight import preflight  # noqa: E402
 from gates.results import GateReport, GateResult, GateSpec  # noqa: E402
 
 
@@ -164,6 +165,7 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
     logger = get_run_logger()
     cfg = load_config(config_path)
     day = dt.date.fromisoformat(run_date) if run_date else dt.date.today()
+    preflight(cfg, day, config_path)  # a config that does not fit the data: ConfigError, no run
     experiment_id = tracking.configure(cfg)
     summary = RunSummary(pipeline=cfg.name, run_date=day.isoformat(), verdict="blocked", headline="",
                          primary_metric=cfg.model.primary_metric, experiment_id=experiment_id,
@@ -179,6 +181,9 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
         try:
             run_until(ctx, "promote", report=gates, progress=progress, publisher=publisher,
                       call=step_as_task, run_gates=run_gate_tasks)
+        except ConfigError:
+            mlflow.set_tag("gates.verdict", "config_error")
+            raise  # exit 2 in the CLI, not a block
         except Exception as exc:
             # A step (not a gate) crashed: still publish what we know, then fail the run.
             failed = progress.current

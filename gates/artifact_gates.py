@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from gates.config import PipelineConfig
+from gates.config import MAX_SECONDS, PipelineConfig
 from gates.export import Exported, sha256
 from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, judge
@@ -47,8 +47,8 @@ class SignatureGate(GateSettings):
 class ArtifactLoadsGate(GateSettings):
     """Both exports load in a fresh process and reproduce the golden predictions."""
 
-    timeout_seconds: int = Field(180, ge=5, description="Fresh-process load must finish in this.")
-    golden_rows: int = Field(200, ge=1, description="Rows whose predictions must reproduce.")
+    timeout_seconds: int = Field(180, ge=5, le=MAX_SECONDS, description="Fresh-process load must finish in this.")
+    golden_rows: int = Field(200, ge=1, le=1_000_000, description="Rows whose predictions must reproduce.")
     atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
 
 

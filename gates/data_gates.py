@@ -17,10 +17,11 @@ import pandas as pd
 
 from pydantic import Field
 
-from gates.config import Cadence, DataFormat, PipelineConfig
+from gates.config import MAX_ROWS, MAX_WINDOW_DAYS, Cadence, DataFormat, PipelineConfig
 from gates.contract import WindowValidation, load_suite, merge_validations, validate_partitions
 from gates.drift import FeatureDrift, compare_profiles, label_shift
 from gates.ingest import Ingested, read_file
+from gates.partition_rows import check_rows
 from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, Severity, judge
 from gates.settings import GateSettings
@@ -34,7 +35,7 @@ from gates.split import Split
 class ContractGate(GateSettings):
     """Great Expectations suite, validated per partition."""
 
-    unexpected_samples: int = Field(5, ge=0, description="Failing values shown per expectation.")
+    unexpected_samples: int = Field(5, ge=0, le=1000, description="Failing values shown per expectation.")
 
 
 class PartitionsGate(GateSettings):
@@ -43,13 +44,21 @@ class PartitionsGate(GateSettings):
         "trailing median is short."
     )
     max_lag_days: int = Field(
-        1, ge=0, description="The newest partition may be at most this many days before the run date."
+        1, ge=0, le=MAX_WINDOW_DAYS, description="The newest partition may be at most this many days before the run date."
     )
-    min_rows: int = Field(1, ge=0, description="A partition with fewer rows is empty.")
+    min_rows: int = Field(1, ge=0, le=MAX_ROWS, description="A partition with fewer rows is empty.")
     trailing_partitions: int = Field(
-        7, ge=1, description="Partitions before a partition whose median row count it is judged by."
+        7, ge=1, le=MAX_WINDOW_DAYS,
+        description="Partitions before a partition whose median row count it is judged by."
     )
-    workers: int = Field(4, ge=1, description="Partitions read and validated in parallel.")
+    workers: int = Field(4, ge=1, le=64, description="Partitions read and validated in parallel.")
+    period_tolerance_minutes: float = Field(
+        0.0, ge=0, le=10_080, description="An event time may fall this far outside its partition's "
+        "period (daily: the partition's day, weekly: the 7 days from it, UTC) and still count as "
+        "inside; rows further out block, named by partition and count.")
+    future_tolerance_minutes: float = Field(
+        5.0, ge=0, le=10_080, description="An event time may lie this far after the run's start "
+        "(clock skew); rows further in the future block, named by partition and count.")
 
 
 class DriftGate(GateSettings):
@@ -66,7 +75,7 @@ class DriftGate(GateSettings):
         0.01, description="Share of rows in categories the reference never saw."
     )
     bins: int = Field(10, ge=2, le=100)
-    sample_rows: int = Field(200_000, ge=1000, description="Rows sampled for KS statistics.")
+    sample_rows: int = Field(200_000, ge=1000, le=MAX_ROWS, description="Rows sampled for KS statistics.")
 
 
 class LabelShiftGate(GateSettings):
@@ -101,15 +110,25 @@ def _overlapping_files(ingested: Ingested, day: dt.date) -> list[str]:
 
 
 def check_partitions(ingested: Ingested, settings: PartitionsGate,
-                     cadence: Cadence = Cadence.DAILY) -> GateResult:
-    """Every expected partition present, readable, non-empty, unique, of usual size and fresh."""
+                     cadence: Cadence = Cadence.DAILY, cfg: PipelineConfig | None = None) -> GateResult:
+    """Every expected partition present, readable, non-empty, unique, of usual size and fresh;
+    with `cfg`, its rows too (event times in the partition's period, labels, finite numbers:
+    gates.partition_rows)."""
     failures: list[str] = []
     expected = ingested.expected
     missing = [d for d in expected if d not in ingested.files]
     if missing:
         failures.append(f"missing partitions: {_dates(missing)}")
+    for path, reason in sorted(ingested.bad_entries.items()):
+        failures.append(f"bad partition folder {path}: {reason}")
     for path, error in sorted(ingested.errors.items()):
         failures.append(f"unreadable file {path}: {error}")
+    # A folder with no data files (a writer that created it and died) is empty, not present.
+    no_files = [d for d in expected if d in ingested.files and not ingested.files[d]]
+    if no_files:
+        others = {d.isoformat(): ingested.ignored[d] for d in no_files if ingested.ignored.get(d)}
+        failures.append(f"empty partitions (a folder without data files): {_dates(no_files)}"
+                        + (f"; other files there: {others}" if others else ""))
     readable = [d for d in expected if ingested.frames.get(d)]
     rows = {d: ingested.rows(d) for d in readable}
     empty = [d for d in readable if rows[d] < settings.min_rows]
@@ -164,6 +183,13 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
         failures.append(f"stale data: newest partition {newest.isoformat()} is {lag} days before the "
                         f"run date {ingested.run_date.isoformat()} (allowed: {allowed})")
     total = sum(rows.values())
+    try:
+        in_rows = check_rows(ingested, cfg, settings) if cfg is not None else None
+    except Exception as exc:  # noqa: BLE001 - fail closed, but keep the findings above
+        in_rows = None
+        failures.append(f"row checks crashed: {type(exc).__name__}: {exc}")
+    if in_rows is not None:
+        failures += in_rows.failures
     return judge(
         "partitions",
         Family.DATA,
@@ -172,19 +198,26 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
             "expected": len(expected),
             "present": len(expected) - len(missing),
             "missing": len(missing),
-            "empty": len(empty),
+            "empty": len(empty) + len(no_files),
+            "bad_partition_folders": len(ingested.bad_entries),
             "unreadable_files": len(ingested.errors),
             "duplicated": len(overlaps) + sum(len(c) for c in copies),
             "short": len(short),
             "lag_days": lag if lag is not None else -1,
             "rows": total,
+            **(in_rows.measured if in_rows is not None else {}),
         },
         threshold={"min_rows": settings.min_rows, "short_ratio": settings.short_ratio,
                    "trailing_partitions": settings.trailing_partitions,
-                   "max_lag_days": settings.max_lag_days},
+                   "max_lag_days": settings.max_lag_days,
+                   "period_tolerance_minutes": settings.period_tolerance_minutes,
+                   "future_tolerance_minutes": settings.future_tolerance_minutes},
         hint=PARTITIONS.hint,
         ok_summary=f"{len(expected)} partitions present, {total} rows, newest {lag} day(s) old",
-        details={"missing": [d.isoformat() for d in missing], "empty": [d.isoformat() for d in empty],
+        details={"missing": [d.isoformat() for d in missing],
+                 "empty": [d.isoformat() for d in [*no_files, *empty]],
+                 "bad_partition_folders": {str(p): r for p, r in ingested.bad_entries.items()},
+                 "rows": in_rows.details if in_rows is not None else {},
                  "unreadable": {str(p): e for p, e in ingested.errors.items()},
                  "duplicated": {"overlapping_files": overlaps, "identical_partitions": copies},
                  "short": short_detail,
@@ -424,15 +457,20 @@ def _shorten(items: list[str], limit: int = 6) -> str:
 
 PARTITIONS = Gate(
     name="partitions", family=Family.DATA, stage="data", settings=PartitionsGate,
-    inputs=("ingested", "cadence"), check=check_partitions,
+    inputs=("ingested", "cadence", "cfg"), check=check_partitions,
     cause=Cause(bucket="data", depth=1, meaning="upstream data delivery is incomplete",
                 rules_out="missing, empty, stale, duplicated or unreadable partitions",
                 next_check="Check the upstream job that writes the partitions for the dates named."),
     hint="Check the upstream job that writes these partitions (did it run, did it finish, "
     "did it write once, to the right path?) before retraining.",
-    blocks_when="a partition of the window is missing, empty, duplicated (files overlap, or a copy "
-    "of another date), short (rows < `short_ratio` × trailing median), stale (newest older than "
-    "`max_lag_days`), or unreadable (names the file)",
+    blocks_when="a partition of the window is missing, empty (no rows, or a folder without data "
+    "files), duplicated (files overlap, or a copy of another date), short (rows < `short_ratio` × "
+    "trailing median), stale (newest older than `max_lag_days`), badly named (`date=2026-02-30`, a "
+    "symlink loop), or unreadable (names the file and why: zero bytes, not parquet, a CSV cut "
+    "mid-line or with a short row, not UTF-8, duplicated columns); or its rows are wrong: event "
+    "times outside the partition's period or in the future (beyond `period_tolerance_minutes` / "
+    "`future_tolerance_minutes`), a single or a third label class, all-null labels, infinite or "
+    "non-numeric values in a numeric feature (named by partition and count)",
     faults=("missing_partition", "empty_partition", "stale_data", "duplicated_partition",
             "short_partition", "unreadable_file"),
 )

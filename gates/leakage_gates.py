@@ -18,7 +18,7 @@ from sklearn.metrics import r2_score, roc_auc_score
 
 from pydantic import Field
 
-from gates.config import PipelineConfig, Task
+from gates.config import MAX_ROWS, PipelineConfig, Task
 from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, judge
 from gates.settings import GateSettings
@@ -45,7 +45,7 @@ class TargetLeakageGate(GateSettings):
         0.95, description="One-feature ROC AUC, sign-free max(auc, 1 - auc), that blocks.")
     max_single_feature_r2: float = Field(0.9, description="One-feature R² that blocks (regression).")
     allow: list[str] = Field(default_factory=list, description="Features known to be strong.")
-    sample_rows: int = Field(50_000, ge=1000, description="Test rows scored (and train rows "
+    sample_rows: int = Field(50_000, ge=1000, le=MAX_ROWS, description="Test rows scored (and train rows "
                              "used for the categorical encodings); the AUC's standard error is reported.")
 
 

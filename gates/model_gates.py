@@ -14,7 +14,7 @@ import pandas as pd
 
 from pydantic import Field
 
-from gates.config import PipelineConfig, Task
+from gates.config import MAX_ROWS, PipelineConfig, Task
 from gates.evaluation import mlflow_threshold_failures, prediction_profile, slice_metrics
 from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, Status, judge
@@ -50,7 +50,7 @@ class MetricSanityGate(GateSettings):
 class SlicesGate(GateSettings):
     floor: float | None = Field(None, description="Primary metric floor on every slice.")
     max_regression: float = Field(0.03, ge=0, description="Per-slice loss against the champion.")
-    min_count: int = Field(200, ge=1, description="Slices with fewer test rows are reported only.")
+    min_count: int = Field(200, ge=1, le=MAX_ROWS, description="Slices with fewer test rows are reported only.")
 
 
 class PredictionsGate(GateSettings):

@@ -28,7 +28,7 @@ from gates.split import Split
 
 
 class ServingSkewGate(GateSettings):
-    sample_rows: int = Field(1000, ge=10, description="Raw test rows sent through the export.")
+    sample_rows: int = Field(1000, ge=10, le=1_000_000, description="Raw test rows sent through the export.")
     atol: float = Field(1e-6, ge=0, description="Largest prediction difference tolerated.")
 
 
