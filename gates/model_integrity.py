@@ -20,10 +20,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from gates.config import PipelineConfig
 from gates.ingest import file_sha256
+from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, Status, judge
+from gates.settings import GateSettings
 
 CHECKSUM_TAG = "gates.checksums"
 # MLflow rewrites this file when the model is registered (the registered name and version, YAML
@@ -114,44 +119,83 @@ def load_verified(cfg: PipelineConfig, version: str, workdir: Path | None = None
     return mlflow.sklearn.load_model(str(checked.model_dir))
 
 
-def plan(ctx) -> list:
-    """The champion_integrity gate, judged with the data gates (before anything loads the model)."""
-    from gates.results import plan_gate
+class ChampionIntegrityGate(GateSettings):
+    """The champion's model files against the sha256 recorded when it was promoted."""
 
-    settings = ctx.cfg.gates.champion_integrity
-    return plan_gate("champion_integrity", Family.ARTIFACT, settings, check_champion_integrity,
-                     ctx.champion_verified, ctx.champion_verify_error, settings.unverified)
+    unverified: Literal["warn", "block"] = Field(
+        "warn", description="A champion promoted before checksums were recorded is never loaded; "
+        "warn: the run compares with absolute thresholds only and says so; block: the run stops.")
 
 
-def check_champion_integrity(checked: Verified | None, error: str | None,
-                             unverified: str = "warn") -> GateResult:
+def verify_champion(ctx) -> None:
+    """Check the champion's files before anything loads them; the gate judges the outcome.
+
+    Called by the ingest step (after your after_ingest hooks, before the data gates and before
+    evaluation loads the champion). The private copy lives in `ctx.workdir` (made here when the
+    caller gave none; the flow removes it at the end of the run).
+    """
+    if ctx.champion is None:
+        return
+    try:
+        if ctx.workdir is None:
+            ctx.workdir = tempfile.mkdtemp(prefix="gates-run-")
+        ctx.champion_verified = verify(ctx.cfg, ctx.champion.version, Path(ctx.workdir))
+    except Exception as exc:  # noqa: BLE001 - the champion_integrity gate blocks on it (fail closed)
+        ctx.champion_verify_error = f"{type(exc).__name__}: {exc}"
+
+
+def check_champion_integrity(champion_verified: Verified | None, champion_verify_error: str | None,
+                             settings: ChampionIntegrityGate | None = None) -> GateResult:
     """Blocks when the champion's files differ from what was promoted (they were not loaded).
 
-    `unverified` (warn or block): what a champion without recorded checksums gets.
+    `settings.unverified` (warn or block): what a champion without recorded checksums gets.
     """
+    checked, error = champion_verified, champion_verify_error
+    unverified = (settings or ChampionIntegrityGate()).unverified
     if checked is None and error is None:
         return judge("champion_integrity", Family.ARTIFACT, failures=[],
                      ok_summary="first run: no champion to verify")
     if error is not None:
         raise RuntimeError(f"the champion's files could not be verified: {error}")
     threshold = {"rule": "sha256 of every file == tag " + CHECKSUM_TAG, "unverified": unverified}
-    hint = ("Someone or something rewrote the registered model's files in the artifact store. "
-            "Restore them from the export folder or a backup, or register a verified model; "
-            "find out who can write to the artifact store.")
     if checked.recorded is None and not checked.mismatches:
         statement = (f"champion v{checked.version} was promoted before checksums were recorded "
                      f"({CHECKSUM_TAG}): it was not loaded; absolute thresholds only")
         status = Status.FAIL if unverified == "block" else Status.WARN
         return GateResult(name="champion_integrity", family=Family.ARTIFACT, status=status,
                           summary=statement, evidence=[statement], threshold=threshold,
-                          measured={"files_checked": 0}, hint=hint if status is Status.FAIL else
+                          measured={"files_checked": 0},
+                          hint=CHAMPION_INTEGRITY.hint if status is Status.FAIL else
                           "The next promoted model carries checksums.")
     return judge(
         "champion_integrity", Family.ARTIFACT,
         failures=[f"champion v{checked.version} ({checked.model_uri}) was modified after promotion; "
                   f"not loaded: {m}" for m in checked.mismatches],
         measured={"files_checked": len(checked.recorded or {}), "files_bad": len(checked.mismatches)},
-        threshold=threshold, hint=hint,
+        threshold=threshold, hint=CHAMPION_INTEGRITY.hint,
         ok_summary=f"champion v{checked.version}: {len(checked.recorded or {})} files match the "
         "checksums recorded at promotion",
     )
+
+
+# --------------------------------------------------------------------------- declaration
+# Judged with the data gates: the ingest step verified the files, nothing has loaded them yet.
+
+CHAMPION_INTEGRITY = Gate(
+    name="champion_integrity", family=Family.ARTIFACT, stage="data", settings=ChampionIntegrityGate,
+    inputs=("champion_verified", "champion_verify_error"), check=check_champion_integrity,
+    # Depth 0: nothing the run computed can be trusted to explain anything while it stands.
+    cause=Cause(bucket="pipeline", depth=0,
+                meaning="the champion's model files were modified after promotion",
+                rules_out="a champion whose files changed since it was promoted",
+                next_check="Find who wrote to the artifact store; restore the champion's files or "
+                           "register a verified model."),
+    hint="Someone or something rewrote the registered model's files in the artifact store. "
+    "Restore them from the export folder or a backup, or register a verified model; "
+    "find out who can write to the artifact store.",
+    blocks_when="the champion's model files differ from the sha256 recorded when it was promoted "
+    "(a rewritten artifact store): it is never loaded (`unverified: warn` states a champion "
+    "promoted before checksums were recorded and does not load it)",
+    faults=("tampered_champion",),
+)
+GATES = [CHAMPION_INTEGRITY]

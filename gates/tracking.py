@@ -196,18 +196,6 @@ def log_config(cfg: PipelineConfig) -> None:
                        if k in COMPARED_PARAMS or k.startswith("model.params.")})
 
 
-def promote(cfg: PipelineConfig, model_uri: str, run_id: str) -> str:
-    """Register the verified model and move the champion alias to it. Only called on a pass."""
-    c = client(cfg)
-    try:
-        c.get_registered_model(cfg.mlflow.registered_model)
-    except MlflowException:
-        c.create_registered_model(cfg.mlflow.registered_model)
-    mv = mlflow.register_model(model_uri, cfg.mlflow.registered_model, tags={"run_id": run_id})
-    c.set_registered_model_alias(cfg.mlflow.registered_model, cfg.mlflow.champion_alias, mv.version)
-    return str(mv.version)
-
-
 def _logged_config(artifact_uri: str) -> dict[str, str]:
     """The run's config artifact flattened like params (so diffs see every setting), or {}."""
     import yaml

@@ -186,9 +186,11 @@ def test_a_rewritten_champion_is_never_loaded(make_config, tmp_path):
     client.delete_model_version_tag(cfg.mlflow.registered_model, "1", model_integrity.CHECKSUM_TAG)
     unverified = model_integrity.verify(cfg, "1", tmp_path / "old")
     assert unverified.recorded is None and not unverified.ok
-    warned = model_integrity.check_champion_integrity(unverified, None, "warn")
+    warned = model_integrity.check_champion_integrity(
+        unverified, None, model_integrity.ChampionIntegrityGate(unverified="warn"))
     assert warned.status is Status.WARN and "before checksums were recorded" in warned.summary
-    assert model_integrity.check_champion_integrity(unverified, None, "block").status is Status.FAIL
+    assert model_integrity.check_champion_integrity(
+        unverified, None, model_integrity.ChampionIntegrityGate(unverified="block")).status is Status.FAIL
     with pytest.raises(model_integrity.IntegrityError, match="no recorded checksums"):
         model_integrity.load_verified(cfg, "1", tmp_path / "load2")
     assert not marker.exists()

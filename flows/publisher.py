@@ -1,0 +1,150 @@
+"""Every MLflow and Prefect record of a run, in one object: the flow's edge to the outside.
+
+The stages (flows/stages.py) and the gates never log; they hand what they made to the publisher,
+which puts it where people look: MLflow params, metrics, tags and artifacts of the run, and the
+Prefect artifacts of the flow run.
+
+Publishing the verdict must reach the end: the verdict tag comes first, then each record on its
+own (`guarded`), and a record that fails is named in the report and in the tag
+`gates.publish_failures` (a read-only artifact store, a plot that crashes), never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import mlflow
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from flows.stages import Publisher
+from gates import plots, report, tracking
+from gates.context import RunContext
+from gates.reference import REFERENCE_ARTIFACT
+from gates.diagnosis import Diagnosis
+from gates.evaluation import champion_deltas
+from gates.export import library_versions
+from gates.results import GateReport, GateResult
+from gates.safety import plain, redact_tree
+
+
+class MlflowPublisher(Publisher):
+    """Logs to the active MLflow run; publishes the verdict to MLflow and Prefect."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []  # the publishing steps of the verdict that failed
+
+    def guarded(self, what: str, step: Callable[[], Any]) -> Any:
+        """One publishing step; a failure is noted (None returned) and the next step still runs."""
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - publishing must reach the end (verdict, report)
+            self.failures.append(plain(f"{what}: {type(exc).__name__}: {exc}", 500))
+            with contextlib.suppress(Exception):
+                get_run_logger().warning("publishing %s failed: %s", what, self.failures[-1])
+            return None
+
+    def start(self, ctx: RunContext, config_path: str) -> None:
+        cfg, day = ctx.cfg, ctx.run_date.isoformat()
+        mlflow.set_tags({"pipeline": cfg.name, "run_date": day,
+                         "code_version": tracking.code_version(),
+                         "prefect.flow_run_id": str(flow_run.get_id() or ""),
+                         "config_path": str(config_path)})
+        tracking.log_config(cfg)  # redacted YAML artifact + the few params people compare
+        versions = library_versions()
+        mlflow.log_dict(versions, "environment/library_versions.json")
+        mlflow.set_tags({f"lib.{k}": v for k, v in versions.items()})
+
+    def after_step(self, stage: str, ctx: RunContext) -> None:
+        getattr(self, f"_{stage}")(ctx)
+
+    def _ingest(self, ctx: RunContext) -> None:
+        fingerprint = ctx.ingested.fingerprint()
+        mlflow.log_dict(fingerprint, "data/fingerprint.json")
+        mlflow.log_params({"data.window_start": fingerprint["window_start"],
+                           "data.window_end": fingerprint["window_end"]})
+        mlflow.log_metrics({"data.rows": fingerprint["rows"], "data.partitions": fingerprint["partitions"]})
+        mlflow.set_tag("data.content_sha256", fingerprint["content_sha256"])
+        mlflow.log_dict(ctx.schema, "data/schema.json")
+        if ctx.profile is None:
+            return
+        from gates import profile as profiles
+
+        try:  # this run's profile: the next runs' drift reference once it is promoted
+            mlflow.log_dict(profiles.for_logging(ctx.profile), REFERENCE_ARTIFACT)
+        except Exception as exc:  # noqa: BLE001 - the next run states it has no reference
+            ctx.notes.append(f"could not log the data profile: {type(exc).__name__}: {exc}")
+
+    def _split(self, ctx: RunContext) -> None:
+        mlflow.log_metrics({f"split.{k}": v for k, v in ctx.split.sizes.items()})
+
+    def _train(self, ctx: RunContext) -> None:
+        pass
+
+    def _evaluate(self, ctx: RunContext) -> None:
+        mlflow.log_metrics({f"test.{k}": v for k, v in ctx.metrics.items()})
+        for name, scores in ctx.baseline_metrics.items():
+            mlflow.log_metrics({f"baseline.{name}.{k}": v for k, v in scores.items()})
+        if ctx.champion_metrics:  # the champion on the same test rows, for MLflow's compare view
+            mlflow.log_metrics({f"champion.{k}": v for k, v in ctx.champion_metrics.items()})
+            mlflow.log_metrics(champion_deltas(ctx.metrics, ctx.champion_metrics))
+
+    def _export(self, ctx: RunContext) -> None:
+        mlflow.log_dict(ctx.exported.checksums, "model_checksums.json")
+
+    def _promote(self, ctx: RunContext) -> None:
+        logger = get_run_logger()
+        for note in ctx.promotion.notes:
+            logger.info(note)
+        if ctx.promotion.refused:
+            logger.warning("not promoted: %s", ctx.promotion.refused)
+
+    def gates_judged(self, stage: str, results: list[GateResult]) -> None:
+        mlflow.set_tag(f"gates.stage.{stage}", "blocked" if any(r.blocks for r in results) else "passed")
+
+    def verdict_tag(self, verdict: str, headline: str, gates: GateReport) -> None:
+        """The verdict first (a run killed right after still says how it ended)."""
+        self.guarded("verdict tags", lambda: mlflow.set_tags({
+            "gates.verdict": verdict, "gates.headline": plain(headline, 4000),
+            "gates.blocking": plain(",".join(r.name for r in gates.blocking), 4000)}))
+
+    def verdict(self, ctx: RunContext, gates: GateReport, diagnosis: Diagnosis | None, verdict: str,
+                markdown: str) -> str:
+        """The rest of the verdict where people look: MLflow tags, plots and report, Prefect
+        artifacts, each step on its own. Returns the report as published (with a section naming
+        the steps that failed, if any)."""
+        cfg = ctx.cfg
+        self.guarded("gate tags", lambda: tracking.log_gate_results(gates.results))
+        self.guarded("drift plots", lambda: plots.log_drift_plots(gates))  # plots/drift/
+        self.guarded("metrics plot", lambda: plots.log_metrics_plot(
+            ctx.metrics, ctx.baseline_metrics, ctx.champion_metrics, cfg.model.primary_metric))
+        if diagnosis is not None:
+            self.guarded("diagnosis.json", lambda: mlflow.log_dict(
+                redact_tree(diagnosis.model_dump(mode="json")), "gates/diagnosis.json"))
+        if ctx.champion is not None:
+            self.guarded("champion tags", lambda: mlflow.set_tags(
+                {"champion.run_id": ctx.champion.run_id or "", "champion.version": ctx.champion.version}))
+        key = cfg.name.lower()
+        self.guarded("Prefect table artifact", lambda: gates.results and create_table_artifact(
+            table=report.table_rows(gates), key=f"{key}-gate-results", description="Every gate's verdict"))
+        if self.failures:  # before the report goes out, so it names every step that failed so far
+            markdown += ("\n## Publishing problems\n\n"
+                         + "\n".join(f"- {report.md(f)}" for f in self.failures) + "\n")
+            self.guarded("failure tag", lambda: mlflow.set_tag(
+                "gates.publish_failures", plain("; ".join(self.failures), 4000)))
+        named = len(self.failures)
+        self.guarded("MLflow report", lambda: tracking.log_report(gates, markdown))
+        self.guarded("Prefect report", lambda: create_markdown_artifact(
+            markdown=markdown, key=f"{key}-gate-report", description=f"Retrain gates: {verdict}"))
+        if len(self.failures) > named:  # the report itself failed: the tag still names it
+            self.guarded("failure tag", lambda: mlflow.set_tag(
+                "gates.publish_failures", plain("; ".join(self.failures), 4000)))
+        return markdown
+
+    def snapshots(self, ctx: RunContext, champion_run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The champion's run and this one, as `tracking.run_snapshot` reads them (for diffs)."""
+        return (tracking.run_snapshot(ctx.cfg, champion_run_id),
+                tracking.run_snapshot(ctx.cfg, ctx.run_id))
