@@ -34,6 +34,7 @@ from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noq
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
+from flows.visibility import add_tags, run_name  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
 from gates.promotion import Promotion, promote  # noqa: E402
 from gates.results import GateReport, GateResult, GateSpec  # noqa: E402
@@ -319,13 +320,14 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
                               description="Every gate's verdict")
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, flow_run_name=run_name)
 def retrain(config_path: str, run_date: str | None = None) -> Any:
     """Retrain one pipeline for `run_date` (default: today), behind its gates."""
     logger = get_run_logger()
     cfg = load_config(config_path)
     day = dt.date.fromisoformat(run_date) if run_date else dt.date.today()
     experiment_id = tracking.configure(cfg)
+    add_tags(f"pipeline:{cfg.name}")
     summary = RunSummary(pipeline=cfg.name, run_date=day.isoformat(), verdict="blocked", headline="",
                          primary_metric=cfg.model.primary_metric, experiment_id=experiment_id,
                          tracking_uri=tracking.tracking_uri(cfg))
@@ -354,6 +356,7 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
             logger.exception("pipeline step crashed")
         _publish(ctx, gates, summary)
     logger.info(summary.headline)
+    add_tags(f"verdict:{gates.verdict}")
     if gates.blocked:
         return Failed(message=summary.headline, data=summary)
     return Completed(message=summary.headline, data=summary)

@@ -63,3 +63,75 @@ def test_deployment_runs_through_a_worker_on_postgres_backed_servers(servers, da
     assert champion.run_id == mlflow_run.info.run_id
     assert mlflow_run.info.artifact_uri.startswith("mlflow-artifacts:"), "artifacts go through the server"
     assert (servers.dir / "mlartifacts").is_dir() and any((servers.dir / "mlartifacts").rglob("report.md"))
+
+
+def _wait_for(predicate, timeout: float, what: str, interval: float = 2.0):
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_the_scheduler_creates_and_finishes_a_cron_run(servers, tmp_path):  # noqa: F811
+    """`gates serve --cron` on the real server: the server's scheduler (not run_deployment) creates
+    the run, the served process executes it to a final state. SQLAlchemy 2.1 broke exactly this."""
+    import datetime as dt
+    import os
+    import signal
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from gates.demo_data import write_demo_data
+
+    today = dt.date.today()  # served runs use the day they start (flows/retrain.py)
+    data = tmp_path / "fresh" / "churn"
+    write_demo_data(data, today - dt.timedelta(days=1), days=35, rows_per_day=400)
+    config = servers.config(tmp_path, data, **{"name": "churn-cron", "mlflow.experiment": "churn-cron",
+                                               "mlflow.registered_model": "churn-cron"})
+    log = (tmp_path / "serve.log").open("w")
+    served = subprocess.Popen([sys.executable, "-m", "gates.cli", "serve", "--config", str(config),
+                               "--cron", "* * * * *"], env=servers.env, cwd=REPO, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: servers.prefect_api}):
+            with get_client(sync_client=True) as client:
+                dep = _wait_for(lambda: _deployment(client, "retrain/churn-cron"), 300,
+                                "gates serve to register its deployment")
+                assert dep.concurrency_limit == 1
+
+                def finished_run():
+                    assert served.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                    runs = client.read_flow_runs(
+                        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])),
+                        flow_run_filter=FlowRunFilter())
+                    return next((r for r in runs if r.state and r.state.is_final()), None)
+
+                run = _wait_for(finished_run, 900, "a scheduled run to finish", interval=5)
+        assert run.auto_scheduled, "created by the server's scheduler"
+        assert run.state.is_completed(), f"{run.state}: {(tmp_path / 'serve.log').read_text()[-3000:]}"
+        assert run.name == f"churn-cron-{today.isoformat()}"
+    finally:
+        os.killpg(served.pid, signal.SIGTERM)
+        try:
+            served.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(served.pid, signal.SIGKILL)
+            served.wait(timeout=30)
+        log.close()
+
+
+def _deployment(client, name: str):
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return None
