@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
+from gates import visibility_mlflow  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -52,6 +54,8 @@ class RunSummary(BaseModel):
     stages_run: list[str] = Field(default_factory=list)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     mlflow_run_id: str = ""
+    mlflow_run_url: str = ""  # the tracking server's page for the run (file store: its report)
+    report_url: str = ""
     experiment_id: str = ""
     tracking_uri: str = ""
     primary_metric: str = ""
@@ -73,7 +77,13 @@ class RunSummary(BaseModel):
 
 @task(name="gate", task_run_name="gate-{name}", cache_policy=NO_CACHE, retries=0)
 def gate_task(name: str, spec: GateSpec) -> GateResult:
-    return spec.run()
+    """A blocking gate's task ends in a Failed state named Blocked (red in Prefect's UI), with
+    its result as the state's data, so the flow still reads it and publishes the report."""
+    result = spec.run()
+    if result.blocks:
+        return Failed(name="Blocked", message=textwrap.shorten(f"{name}: {result.summary}", 500,
+                                                                placeholder=" …"), data=result)
+    return result
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
@@ -156,7 +166,10 @@ def run_stage(stage: str, specs: list[GateSpec], gate_report: GateReport) -> boo
     with local_gates() as local:
         futures = [gate_task.submit(spec.name, spec) if local is None
                    else local.submit(gate_task, {"name": spec.name, "spec": spec}) for spec in specs]
-        results = [f.result() for f in futures]
+        results = [f.result(raise_on_failure=False) for f in futures]
+    crashed = next((r for r in results if isinstance(r, BaseException)), None)
+    if crashed is not None:
+        raise crashed
     gate_report.extend(results)
     mlflow.set_tag(f"gates.stage.{stage}", "blocked" if any(r.blocks for r in results) else "passed")
     return not any(r.blocks for r in results)
@@ -204,6 +217,9 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     mlflow.log_metrics({"data.rows": fingerprint["rows"], "data.partitions": fingerprint["partitions"]})
     mlflow.set_tag("data.content_sha256", fingerprint["content_sha256"])
     ctx.frame = ctx.ingested.combined()
+    visibility_mlflow.log_window_dataset(
+        ctx.frame, str(cfg.data.path),
+        f"{cfg.name}-{fingerprint['window_start']}..{fingerprint['window_end']}")
     mlflow.log_dict({c: str(t) for c, t in ctx.frame.dtypes.items()}, "data/schema.json")
     run_hooks(cfg.hooks.after_ingest, ctx)
     data_gates.prepare(ctx)  # logs this run's profile, loads the champion's as the reference
@@ -292,8 +308,12 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     summary.baseline_metrics = ctx.baseline_metrics
     summary.champion_metrics = ctx.champion_metrics
     summary.notes = ctx.notes
+    artifact_uri = mlflow.get_artifact_uri()
+    uri = tracking.tracking_uri(cfg)
+    summary.mlflow_run_url = visibility_mlflow.run_url(uri, summary.experiment_id, ctx.run_id, artifact_uri)
+    summary.report_url = visibility_mlflow.report_url(uri, summary.experiment_id, ctx.run_id, artifact_uri)
     context = {"pipeline": cfg.name, "run date": ctx.run_date.isoformat(),
-               "MLflow run": ctx.run_id, "stages run": " → ".join(summary.stages_run),
+               "MLflow run": f"[{ctx.run_id}]({summary.mlflow_run_url})", "stages run": " → ".join(summary.stages_run),
                "champion before": summary.champion_before or "none (first run)",
                "promoted version": summary.promoted_version or "not promoted"}
     for note in ctx.notes:
@@ -318,6 +338,14 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     if gates.results:
         create_table_artifact(table=report.table_rows(gates), key=f"{key}-gate-results",
                               description="Every gate's verdict")
+    if summary.promoted_version:
+        window = mlflow.get_run(ctx.run_id).data.params
+        visibility_mlflow.tag_version(tracking.client(cfg), cfg.mlflow.registered_model,
+                                      summary.promoted_version, {
+            "gates.verdict": gates.verdict,
+            f"metric.{cfg.model.primary_metric}": ctx.metrics.get(cfg.model.primary_metric, ""),
+            "data.window": f"{window.get('data.window_start', '?')}..{window.get('data.window_end', '?')}",
+            "gates.report": summary.report_url})
 
 
 @flow(name="retrain", log_prints=True, flow_run_name=run_name)
@@ -355,6 +383,8 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
                                      hint="A crashed step blocks the run; nothing was promoted.")])
             logger.exception("pipeline step crashed")
         _publish(ctx, gates, summary)
+        # last inside the run: a blocked run ends FAILED (red in MLflow's run list)
+        visibility_mlflow.publish_run_status(gates, summary.headline, summary.report_url)
     logger.info(summary.headline)
     add_tags(f"verdict:{gates.verdict}")
     if gates.blocked:
