@@ -28,7 +28,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
-from gates import visibility_mlflow  # noqa: E402
+from gates import progress, visibility_mlflow  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -171,6 +171,8 @@ def run_stage(stage: str, specs: list[GateSpec], gate_report: GateReport) -> boo
     if crashed is not None:
         raise crashed
     gate_report.extend(results)
+    for r in results:
+        progress.emit("gate", r.name, status=r.status.value, blocks=r.blocks, summary=r.summary)
     mlflow.set_tag(f"gates.stage.{stage}", "blocked" if any(r.blocks for r in results) else "passed")
     return not any(r.blocks for r in results)
 
@@ -196,11 +198,15 @@ class _Timer:
     @contextlib.contextmanager
     def __call__(self, name: str):
         started = time.perf_counter()
+        progress.emit("stage-started", name)
+        ok = False
         try:
             yield
+            ok = True
         finally:
             secs = time.perf_counter() - started
             self.summary.stage_seconds[name] = round(self.summary.stage_seconds.get(name, 0.0) + secs, 4)
+            progress.emit("stage-finished", name, seconds=secs, ok=ok)
 
 
 def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:

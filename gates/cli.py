@@ -1,6 +1,7 @@
 """The `gates` command: run the flow, check a config, write demo data.
 
-Exit codes: 0 promoted (or the command succeeded), 1 a gate blocked, 2 bad input (config).
+Exit codes: 0 promoted (or the command succeeded), 1 a gate blocked, 2 bad config, 3 an
+infrastructure or internal error (a server or store unreachable, a crash outside the gates).
 """
 
 from __future__ import annotations
@@ -13,16 +14,27 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gates.config import ConfigError, load_config
+from gates.console_run import apply_defaults
+from gates.errors import EXIT_BAD_CONFIG, EXIT_BLOCKED, EXIT_INFRASTRUCTURE, EXIT_PROMOTED, InfrastructureError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Validation gates for scheduled retraining runs.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=(
+    "Validation gates for scheduled retraining runs.\n\n"
+    "Exit codes: 0 promoted (or the command succeeded), 1 a gate blocked, 2 bad config, "
+    "3 infrastructure or internal error (a server or store unreachable, a crash outside the gates)."))
 # Piped output (CI logs, `make run | tee`) gets room for the tables instead of 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Pipeline config YAML.")]
+
+
+@app.callback()
+def _settings(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show library logs and warnings (MLflow, Prefect, GE).")] = False) -> None:
+    apply_defaults(verbose)  # before prefect or mlflow are imported: the commands import them lazily
 
 
 def _load(config: Path):
@@ -79,24 +91,34 @@ def run(
     dask_address: Annotated[str | None, typer.Option(
         help="tcp://host:8786 of a Dask scheduler: the gates run on that cluster.")] = None,
 ) -> None:
-    """Run the retraining flow; exit 0 when the model was promoted, 1 when a gate blocked."""
+    """Run the retraining flow; exit 0 promoted, 1 a gate blocked, 2 bad config, 3 infrastructure."""
     cfg = _load(config)
     day = _date(run_date, "--run-date")
-    from flows.retrain import retrain
+    from flows.retrain import RunSummary, retrain
     from flows.runners import with_runner
+    from gates.console_run import LiveStages
+    from gates.progress import listening
 
     flow = with_runner(retrain, cfg, dask_address)
-    state = flow(str(config), day.isoformat() if day else None, return_state=True)
-    summary = state.result(raise_on_failure=False)
-    from flows.retrain import RunSummary
-
+    try:
+        with LiveStages(err) as live, listening(live):
+            state = flow(str(config), day.isoformat() if day else None, return_state=True)
+        summary = state.result(raise_on_failure=False)
+    except Exception as exc:  # noqa: BLE001 - the Prefect API did not start, a store is unreachable
+        summary, state = exc, None
     if not isinstance(summary, RunSummary):
-        err.print(f"flow run {state.name}: {state.message or summary}", style="red")
-        raise typer.Exit(1)
-    _print_summary(summary, cfg)
+        code = EXIT_BAD_CONFIG if isinstance(summary, ConfigError) else EXIT_INFRASTRUCTURE
+        kind = "bad config" if code == EXIT_BAD_CONFIG else (
+            "infrastructure error" if isinstance(summary, InfrastructureError | OSError | TimeoutError)
+            else "internal error")
+        where = f"flow run {state.name}: " if state is not None else ""
+        err.print(f"{kind}: {where}{type(summary).__name__}: {summary}", style="red",
+                  highlight=False, markup=False)
+        raise typer.Exit(code)
+    _print_summary(summary, cfg, state)
     if json_out:
         json_out.write_text(summary.model_dump_json(indent=2))
-    raise typer.Exit(0 if summary.promoted_version else 1)
+    raise typer.Exit(EXIT_PROMOTED if summary.promoted_version else EXIT_BLOCKED)
 
 
 @app.command("serve")
@@ -116,7 +138,7 @@ def serve(
     serve_flow(config, cron=cron, timezone=timezone, name=name, limit=limit)
 
 
-def _print_summary(summary, cfg) -> None:
+def _print_summary(summary, cfg, state=None) -> None:
     from gates.report import rich_table
 
     console.print(rich_table(summary.report))
@@ -135,23 +157,27 @@ def _print_summary(summary, cfg) -> None:
             parts.append("no champion yet (first run)")
         console.print(" | ".join(parts))
     for note in summary.notes:
-        console.print(f"[dim]note: {note}[/]")
+        console.print(f"note: {note}", style="dim", markup=False, highlight=False)
     style = "green" if summary.promoted_version else "red"
-    console.print(f"[{style}]{summary.headline}[/]", highlight=False)
+    console.print(summary.headline, style=style, markup=False, highlight=False)
     if summary.promoted_version:
         console.print(f"promoted: {cfg.mlflow.registered_model} version {summary.promoted_version} "
                       f"is now @{cfg.mlflow.champion_alias}")
     else:
         console.print(f"not promoted: @{cfg.mlflow.champion_alias} unchanged "
                       f"({'version ' + summary.champion_before if summary.champion_before else 'none'})")
-    console.print(f"MLflow run {summary.mlflow_run_id}: mlflow ui --backend-store-uri {summary.tracking_uri}")
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+    console.print(f"MLflow run: {summary.mlflow_run_url or summary.mlflow_run_id}", markup=False,
+                  highlight=False)
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL, PREFECT_UI_URL
 
+    flow_run_id = state.state_details.flow_run_id if state is not None else None
     if PREFECT_API_URL.value():
-        console.print(f"Prefect UI: {PREFECT_API_URL.value().removesuffix('/api')}")
-    else:  # the ephemeral API kept its runs in a SQLite file under PREFECT_HOME
-        console.print(f"Prefect UI: PREFECT_HOME={PREFECT_HOME.value()} prefect server start  "
-                      "(then open http://127.0.0.1:4200)")
+        ui = PREFECT_UI_URL.value() or PREFECT_API_URL.value().removesuffix("/api")
+        console.print(f"Prefect flow run: {ui}/runs/flow-run/{flow_run_id}", markup=False, highlight=False)
+    else:  # the ephemeral API kept the run in its local database; no server to link to
+        console.print(f"Prefect flow run {flow_run_id} (local store "
+                      f"{PREFECT_API_DATABASE_CONNECTION_URL.value()}; serve it with "
+                      "`prefect server start` to browse)", markup=False, highlight=False)
 
 
 @app.command("compare")
@@ -213,7 +239,7 @@ def scenarios(
     for name in names:
         res = run_scenario(name, raw, Path(cfg.data.path), root / name, day)
         results.append(res)
-        table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", res.top_cause[:90],
+        table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", _short(res.top_cause),
                       f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     if clean:
         from gates.demo_data import write_demo_data
@@ -226,13 +252,20 @@ def scenarios(
             res.fault = f"clean (seed {100 + seed})"
             results.append(res)
             table.add_row(res.fault, "(none)", ", ".join(res.blocked_by) or "-",
-                          res.top_cause[:90], f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
+                          _short(res.top_cause), f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps([as_row(r) for r in results], indent=2))
     bad = [r.fault for r in results if not r.ok]
     console.print(f"{len(results) - len(bad)}/{len(results)} as expected" + (f"; not: {bad}" if bad else ""))
     raise typer.Exit(1 if bad else 0)
+
+
+def _short(text: str, width: int = 90) -> str:
+    """Shortened on a word boundary, escaped for rich markup (values like `[nan, nan]` survive)."""
+    import textwrap
+
+    return escape(textwrap.shorten(text, width=width, placeholder=" …"))
 
 
 suite_app = typer.Typer(no_args_is_help=True, help="Expectation suites (the data contract).")
