@@ -28,7 +28,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
-from gates import progress, visibility_mlflow  # noqa: E402
+from gates import notify, progress, visibility_mlflow  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -394,5 +394,9 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
     logger.info(summary.headline)
     add_tags(f"verdict:{gates.verdict}")
     if gates.blocked:
+        top = gates.blocking[0].name if gates.blocking else ""
+        notify.emit_blocked(cfg.name, notify.blocked_payload(
+            summary.headline, top, summary.mlflow_run_url, summary.report_url,
+            notify.flow_run_url(str(flow_run.get_id() or ""))))
         return Failed(message=summary.headline, data=summary)
     return Completed(message=summary.headline, data=summary)

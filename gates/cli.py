@@ -268,6 +268,29 @@ def _short(text: str, width: int = 90) -> str:
     return escape(textwrap.shorten(text, width=width, placeholder=" …"))
 
 
+notify_app = typer.Typer(no_args_is_help=True, help="Notifications when a run blocks.")
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("setup")
+def notify_setup(
+    webhook: Annotated[str, typer.Option(help="URL that receives a POST (JSON: subject, text).")],
+    pipeline: Annotated[str | None, typer.Option(help="Only this pipeline (default: all).")] = None,
+) -> None:
+    """Create a webhook notification block and an automation on the Prefect server (PREFECT_API_URL)
+    that posts to it whenever a run emits `retrain.gates.blocked`."""
+    from gates.notify import AUTOMATION_NAME, setup
+
+    try:
+        automation_id = setup(webhook, pipeline)
+    except Exception as exc:  # noqa: BLE001 - no server, or it refused
+        err.print(f"infrastructure error: could not create the automation: {exc}", style="red",
+                  markup=False, highlight=False)
+        raise typer.Exit(EXIT_INFRASTRUCTURE) from None
+    console.print(f"automation {AUTOMATION_NAME} ({automation_id}): blocked runs"
+                  f"{' of ' + pipeline if pipeline else ''} notify {webhook}", markup=False, highlight=False)
+
+
 suite_app = typer.Typer(no_args_is_help=True, help="Expectation suites (the data contract).")
 app.add_typer(suite_app, name="suite")
 

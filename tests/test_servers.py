@@ -135,3 +135,47 @@ def _deployment(client, name: str):
         return client.read_deployment_by_name(name)
     except ObjectNotFound:
         return None
+
+
+def test_a_blocked_run_notifies_the_webhook(servers, data_dir, tmp_path):  # noqa: F811
+    """`gates notify setup` + a blocked `gates run` on the real server: the automation posts the
+    block's headline and gate to a webhook receiver on loopback."""
+    import http.server
+    import json
+    import queue
+    import threading
+
+    from tests.server_stack import drop_partition
+
+    received: queue.Queue = queue.Queue()
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.put(json.loads(body or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        hook = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+        done = subprocess.run([sys.executable, "-m", "gates.cli", "notify", "setup", "--webhook", hook],
+                              env=servers.env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        day = drop_partition(data_dir)
+        config = servers.config(tmp_path, data_dir, **{"name": "churn-notify",
+                                                       "mlflow.experiment": "churn-notify",
+                                                       "mlflow.registered_model": "churn-notify"})
+        out = tmp_path / "summary.json"
+        run = servers.gates_run(config, out)
+        assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-3000:]
+        message = received.get(timeout=300)  # the automation's webhook call, bounded
+    finally:
+        httpd.shutdown()
+    assert "churn-notify" in message["subject"]
+    assert day in message["text"] and "gate: partitions" in message["text"]
+    assert servers.mlflow_uri in message["text"] and servers.prefect_api.removesuffix("/api") in message["text"]
