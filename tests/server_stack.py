@@ -29,7 +29,12 @@ class Servers:
     dir: Path
     env: dict[str, str]  # for subprocesses: runs and workers pointed at the servers
 
-    def config(self, tmp_path: Path, data_path: Path, name: str = "pipeline.yaml", **overrides) -> Path:
+    def config(self, tmp_path: Path, data_path: Path, name: str = "pipeline.yaml",
+               pipeline: str | None = None, **overrides) -> Path:
+        """A demo config on the servers; `pipeline` renames the pipeline, its experiment and model."""
+        if pipeline:
+            overrides |= {"name": pipeline, "mlflow.experiment": pipeline,
+                          "mlflow.registered_model": pipeline}
         raw = demo_config(tmp_path, data_path, **overrides)
         raw["mlflow"]["tracking_uri"] = self.mlflow_uri
         path = tmp_path / name

@@ -94,8 +94,7 @@ def test_the_scheduler_creates_and_finishes_a_cron_run(servers, tmp_path):  # no
     today = dt.date.today()  # served runs use the day they start (flows/retrain.py)
     data = tmp_path / "fresh" / "churn"
     write_demo_data(data, today - dt.timedelta(days=1), days=35, rows_per_day=400)
-    config = servers.config(tmp_path, data, **{"name": "churn-cron", "mlflow.experiment": "churn-cron",
-                                               "mlflow.registered_model": "churn-cron"})
+    config = servers.config(tmp_path, data, pipeline="churn-cron")
     log = (tmp_path / "serve.log").open("w")
     served = subprocess.Popen([sys.executable, "-m", "gates.cli", "serve", "--config", str(config),
                                "--cron", "* * * * *"], env=servers.env, cwd=REPO, stdout=log,
@@ -167,9 +166,7 @@ def test_a_blocked_run_notifies_the_webhook(servers, data_dir, tmp_path):  # noq
                               env=servers.env, cwd=REPO, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         day = drop_partition(data_dir)
-        config = servers.config(tmp_path, data_dir, **{"name": "churn-notify",
-                                                       "mlflow.experiment": "churn-notify",
-                                                       "mlflow.registered_model": "churn-notify"})
+        config = servers.config(tmp_path, data_dir, pipeline="churn-notify")
         out = tmp_path / "summary.json"
         run = servers.gates_run(config, out)
         assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-3000:]
