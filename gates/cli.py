@@ -99,8 +99,11 @@ def run(
     from gates.console_run import LiveStages
     from gates.progress import listening
 
+    from gates.ephemeral import start_ephemeral_api
+
     flow = with_runner(retrain, cfg, dask_address)
     try:
+        start_ephemeral_api()  # no PREFECT_API_URL: a local API that dies with this process
         with LiveStages(err) as live, listening(live):
             state = flow(str(config), day.isoformat() if day else None, return_state=True)
         summary = state.result(raise_on_failure=False)
@@ -132,6 +135,9 @@ def serve(
     """Serve the flow on a schedule (runs today's date each time) until stopped with Ctrl-C."""
     _load(config)
     from flows.deploy import serve as serve_flow
+    from gates.ephemeral import start_ephemeral_api
+
+    start_ephemeral_api()
 
     console.print(f"serving {config} on '{cron}' ({timezone}); the runs use the Prefect API at "
                   "PREFECT_API_URL (or a local one), stop with Ctrl-C")
