@@ -104,7 +104,7 @@ def test_the_scheduler_creates_and_finishes_a_cron_run(servers, tmp_path):  # no
             with get_client(sync_client=True) as client:
                 dep = _wait_for(lambda: _deployment(client, "retrain/churn-cron"), 300,
                                 "gates serve to register its deployment")
-                assert dep.concurrency_limit == 1
+                assert dep.global_concurrency_limit and dep.global_concurrency_limit.limit == 1
 
                 def finished_run():
                     assert served.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
