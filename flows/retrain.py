@@ -28,7 +28,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
-from gates import notify, progress, visibility_mlflow  # noqa: E402
+from gates import notify, progress, visibility_mlflow, zombies  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -362,17 +362,21 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
     day = dt.date.fromisoformat(run_date) if run_date else dt.date.today()
     experiment_id = tracking.configure(cfg)
     add_tags(f"pipeline:{cfg.name}")
+    abandoned = zombies.mark_zombies(tracking.client(cfg), experiment_id, cfg.name)
+    for note in abandoned:
+        logger.warning(note)
     summary = RunSummary(pipeline=cfg.name, run_date=day.isoformat(), verdict="blocked", headline="",
                          primary_metric=cfg.model.primary_metric, experiment_id=experiment_id,
                          tracking_uri=tracking.tracking_uri(cfg))
     gates = GateReport()
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{cfg.name}-{day.isoformat()}") as run:
         ctx = RunContext(cfg=cfg, run_date=day, run_id=run.info.run_id)
+        ctx.notes.extend(abandoned)
         summary.mlflow_run_id = run.info.run_id
         mlflow.set_tags({"pipeline": cfg.name, "run_date": day.isoformat(),
                          "code_version": tracking.code_version(),
                          "prefect.flow_run_id": str(flow_run.get_id() or ""),
-                         "config_path": str(config_path)})
+                         "config_path": str(config_path), **zombies.process_tags()})
         mlflow.log_params(tracking.flat_params("", cfg.model_dump(mode="json")))
         mlflow.log_dict(library_versions(), "environment/library_versions.json")
         mlflow.set_tags({f"lib.{k}": v for k, v in library_versions().items()})
