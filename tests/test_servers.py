@@ -28,14 +28,13 @@ def _cli(args: list[str], env: dict, timeout: float = 300) -> str:
 def test_deployment_runs_through_a_worker_on_postgres_backed_servers(servers, data_dir, tmp_path):  # noqa: F811
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     config = servers.config(tmp_path, data_dir)
     env = servers.env | {"RETRAIN_GATES_HOME": str(REPO), "RETRAIN_CONFIG": str(config)}
     _cli(["work-pool", "create", "retrain", "--type", "process", "--overwrite"], env)
     _cli(["deploy", "--all"], env)
 
-    with temporary_settings(updates={PREFECT_API_URL: servers.prefect_api}):
+    with servers.prefect():
         with get_client(sync_client=True) as client:
             dep = client.read_deployment_by_name("retrain/churn-demo")
             assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
@@ -87,7 +86,6 @@ def test_the_scheduler_creates_and_finishes_a_cron_run(servers, tmp_path):  # no
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from gates.demo_data import write_demo_data
 
@@ -100,7 +98,7 @@ def test_the_scheduler_creates_and_finishes_a_cron_run(servers, tmp_path):  # no
                                "--cron", "* * * * *"], env=servers.env, cwd=REPO, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        with temporary_settings(updates={PREFECT_API_URL: servers.prefect_api}):
+        with servers.prefect():
             with get_client(sync_client=True) as client:
                 dep = _wait_for(lambda: _deployment(client, "retrain/churn-cron"), 300,
                                 "gates serve to register its deployment")
@@ -176,3 +174,34 @@ def test_a_blocked_run_notifies_the_webhook(servers, data_dir, tmp_path):  # noq
     assert "churn-notify" in message["subject"]
     assert day in message["text"] and "gate: partitions" in message["text"]
     assert servers.mlflow_uri in message["text"] and servers.prefect_api.removesuffix("/api") in message["text"]
+
+
+def test_the_servers_need_a_login(servers):  # noqa: F811
+    """`make server` (17.5): credentials in an owner-only file, none on a command line; a client
+    without them cannot move `@champion` nor read Prefect's API."""
+    import os
+    import stat
+
+    import httpx
+    from mlflow.exceptions import MlflowException
+
+    creds = servers.dir / "credentials.env"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    secrets = [line.split("=", 1)[1] for line in creds.read_text().splitlines() if "PASSWORD" in line]
+    assert len(secrets) == 3 and all(len(s) >= 20 for s in secrets)
+    command_lines = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not any(s in command_lines for s in secrets), "a password is visible in ps"
+
+    assert httpx.post(f"{servers.prefect_api}/flows/filter", json={}).status_code == 401
+    user, password = servers.logins["PREFECT_API_AUTH_STRING"].split(":", 1)
+    assert httpx.post(f"{servers.prefect_api}/flows/filter", json={}, auth=(user, password)).status_code == 200
+
+    MlflowClient(servers.mlflow_uri, servers.mlflow_uri).search_experiments()  # logged in: fine
+    saved = {k: os.environ.pop(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    try:
+        anonymous = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+        with pytest.raises(MlflowException) as refused:
+            anonymous.set_registered_model_alias("churn-demo", "champion", "1")
+    finally:
+        os.environ.update(saved)
+    assert "401" in str(refused.value) or "Unauthorized" in str(refused.value)
