@@ -188,22 +188,24 @@ def _print_summary(summary, cfg, state=None) -> None:
 
 @app.command("compare")
 def compare(
-    run_a: Annotated[str, typer.Argument(help="MLflow run id (e.g. the champion's run).")],
-    run_b: Annotated[str, typer.Argument(help="MLflow run id to compare with it.")],
+    run_a: Annotated[str, typer.Argument(help="MLflow run id or a unique prefix (e.g. the champion's run).")],
+    run_b: Annotated[str, typer.Argument(help="MLflow run id or a unique prefix to compare with it.")],
     config: ConfigOpt = Path("configs/demo.yaml"),
+    diff_only: Annotated[bool, typer.Option("--diff-only", help="Only the rows that differ.")] = False,
 ) -> None:
-    """Two runs side by side: metrics, gate verdicts and data fingerprints (differences highlighted)."""
+    """Two runs side by side: metrics, parameters, gate verdicts and data fingerprints (differences
+    highlighted)."""
     from mlflow.exceptions import MlflowException
 
     from gates import tracking
-    from gates.compare import compare_table
+    from gates.compare import AmbiguousRun, compare_table
 
     cfg = _load(config)
     tracking.configure(cfg)
     try:
-        console.print(compare_table(cfg, run_a, run_b))
-    except MlflowException as exc:
-        err.print(f"cannot compare: {exc.message}", style="red", highlight=False, markup=False)
+        console.print(compare_table(cfg, run_a, run_b, diff_only=diff_only))
+    except (MlflowException, AmbiguousRun) as exc:
+        err.print(f"cannot compare: {getattr(exc, 'message', exc)}", style="red", highlight=False, markup=False)
         raise typer.Exit(2) from None
 
 
