@@ -27,6 +27,7 @@ DEFAULTS = {
 QUIET = {
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",  # runs still send INFO logs to the API
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # "Downloading artifacts" bars
+    "MLFLOW_LOGGING_LEVEL": "ERROR",  # "Validating candidate…" (MLflow sets its level on import)
     "TQDM_DISABLE": "1",
 }
 NOISY_LOGGERS = ("mlflow", "great_expectations", "alembic", "urllib3", "distributed")
