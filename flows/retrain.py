@@ -376,7 +376,8 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
         mlflow.set_tags({"pipeline": cfg.name, "run_date": day.isoformat(),
                          "code_version": tracking.code_version(),
                          "prefect.flow_run_id": str(flow_run.get_id() or ""),
-                         "config_path": str(config_path), **zombies.process_tags()})
+                         "config_path": str(config_path), **zombies.process_tags(),
+                         **visibility_mlflow.git_tags()})
         mlflow.log_params(tracking.flat_params("", cfg.model_dump(mode="json")))
         mlflow.log_dict(library_versions(), "environment/library_versions.json")
         mlflow.set_tags({f"lib.{k}": v for k, v in library_versions().items()})

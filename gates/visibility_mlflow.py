@@ -72,3 +72,16 @@ def log_window_dataset(frame, source: str, name: str) -> None:
 def tag_version(client: MlflowClient, model: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(model, version, key, str(value))
+
+
+def git_tags() -> dict[str, str]:
+    """MLflow's own git tags for the code that runs (shown as the run's source commit in the UI)."""
+    from pathlib import Path
+
+    from mlflow.utils.git_utils import get_git_branch, get_git_commit, get_git_repo_url
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
+
+    here = str(Path(__file__).resolve().parent)
+    found = {MLFLOW_GIT_COMMIT: get_git_commit(here), MLFLOW_GIT_BRANCH: get_git_branch(here),
+             MLFLOW_GIT_REPO_URL: get_git_repo_url(here)}
+    return {k: v for k, v in found.items() if v}

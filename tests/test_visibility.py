@@ -62,7 +62,9 @@ def test_a_promoted_version_carries_its_verdict_and_evidence(make_config):
 
     cfg = load_config(config)
     client = MlflowClient(cfg.mlflow.tracking_uri, cfg.mlflow.tracking_uri)
-    assert client.get_run(summary.mlflow_run_id).info.status == "FINISHED"
+    run = client.get_run(summary.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40  # MLflow's git tag: the code version
     version = client.get_model_version(cfg.mlflow.registered_model, summary.promoted_version)
     assert version.tags["gates.verdict"] in {"passed", "warned"}
     metric = float(version.tags[f"metric.{cfg.model.primary_metric}"])
