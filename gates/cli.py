@@ -172,18 +172,20 @@ def _print_summary(summary, cfg, state=None) -> None:
     else:
         console.print(f"not promoted: @{cfg.mlflow.champion_alias} unchanged "
                       f"({'version ' + summary.champion_before if summary.champion_before else 'none'})")
+    # links on one line each (soft_wrap): a wrapped URL cannot be clicked or copied
     console.print(f"MLflow run: {summary.mlflow_run_url or summary.mlflow_run_id}", markup=False,
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL, PREFECT_UI_URL
 
     flow_run_id = state.state_details.flow_run_id if state is not None else None
     if PREFECT_API_URL.value():
         ui = PREFECT_UI_URL.value() or PREFECT_API_URL.value().removesuffix("/api")
-        console.print(f"Prefect flow run: {ui}/runs/flow-run/{flow_run_id}", markup=False, highlight=False)
+        console.print(f"Prefect flow run: {ui}/runs/flow-run/{flow_run_id}", markup=False, highlight=False,
+                      soft_wrap=True)
     else:  # the ephemeral API kept the run in its local database; no server to link to
         console.print(f"Prefect flow run {flow_run_id} (local store "
                       f"{PREFECT_API_DATABASE_CONNECTION_URL.value()}; serve it with "
-                      "`prefect server start` to browse)", markup=False, highlight=False)
+                      "`prefect server start` to browse)", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("compare")
