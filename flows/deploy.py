@@ -33,6 +33,8 @@ def deployment(config_path: str | Path, cron: str = DEFAULT_CRON, timezone: str 
         parameters={"config_path": str(path), "run_date": None},
         description=f"Retrain {cfg.name} behind its gates; promotes to @{cfg.mlflow.champion_alias}.",
         tags=["retrain-gates", cfg.name],
+        # one run of a pipeline at a time: a slow run is not overtaken by the next schedule
+        concurrency_limit=1,
         # by module path: the served process imports the installed package from any directory
         entrypoint_type=EntrypointType.MODULE_PATH,
     )

@@ -2,7 +2,9 @@
 
 The stages (flows/stages.py) and the gates never log; they hand what they made to the publisher,
 which puts it where people look: MLflow params, metrics, tags and artifacts of the run, and the
-Prefect artifacts of the flow run.
+Prefect artifacts of the flow run; and what makes a run readable there (issue 12): the flow
+run's tags, a blocked MLflow run FAILED with a description, links, the window's dataset, the
+promoted version's tags, the block event for notifications, abandoned runs marked KILLED.
 
 Publishing the verdict must reach the end: the verdict tag comes first, then each record on its
 own (`guarded`), and a record that fails is named in the report and in the tag
@@ -21,7 +23,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from flows.stages import Publisher
-from gates import plots, report, tracking
+from flows.visibility import add_tags
+from gates import notify, plots, report, tracking, visibility_mlflow, zombies
+from gates.config import PipelineConfig
 from gates.context import RunContext
 from gates.reference import REFERENCE_ARTIFACT
 from gates.diagnosis import Diagnosis
@@ -52,7 +56,8 @@ class MlflowPublisher(Publisher):
         mlflow.set_tags({"pipeline": cfg.name, "run_date": day,
                          "code_version": tracking.code_version(),
                          "prefect.flow_run_id": str(flow_run.get_id() or ""),
-                         "config_path": str(config_path)})
+                         "config_path": str(config_path), **zombies.process_tags(),
+                         **visibility_mlflow.git_tags()})
         tracking.log_config(cfg)  # redacted YAML artifact + the few params people compare
         versions = library_versions()
         mlflow.log_dict(versions, "environment/library_versions.json")
@@ -69,6 +74,9 @@ class MlflowPublisher(Publisher):
         mlflow.log_metrics({"data.rows": fingerprint["rows"], "data.partitions": fingerprint["partitions"]})
         mlflow.set_tag("data.content_sha256", fingerprint["content_sha256"])
         mlflow.log_dict(ctx.schema, "data/schema.json")
+        visibility_mlflow.log_window_dataset(
+            ctx.frame, str(ctx.cfg.data.path),
+            f"{ctx.cfg.name}-{fingerprint['window_start']}..{fingerprint['window_end']}")
         if ctx.profile is None:
             return
         from gates import profile as profiles
@@ -148,3 +156,41 @@ class MlflowPublisher(Publisher):
         """The champion's run and this one, as `tracking.run_snapshot` reads them (for diffs)."""
         return (tracking.run_snapshot(ctx.cfg, champion_run_id),
                 tracking.run_snapshot(ctx.cfg, ctx.run_id))
+
+    # ----------------------------------------------------------------- visibility (issue 12)
+
+    def tag_flow_run(self, *tags: str) -> None:
+        """Tags on the Prefect flow run (`pipeline:<name>`, `verdict:<verdict>`); never fails a run."""
+        add_tags(*tags)
+
+    def mark_zombies(self, cfg: PipelineConfig, experiment_id: str) -> list[str]:
+        """This pipeline's runs left RUNNING by a process that is gone: KILLED; one note each."""
+        return zombies.mark_zombies(tracking.client(cfg), experiment_id, cfg.name)
+
+    def links(self, ctx: RunContext, experiment_id: str) -> tuple[str, str]:
+        """The run's page and its report's (a file store: the report file), for people to click."""
+        artifact_uri, uri = mlflow.get_artifact_uri(), tracking.tracking_uri(ctx.cfg)
+        return (visibility_mlflow.run_url(uri, experiment_id, ctx.run_id, artifact_uri),
+                visibility_mlflow.report_url(uri, experiment_id, ctx.run_id, artifact_uri))
+
+    def promoted(self, ctx: RunContext, gates: GateReport, version: str, report_url: str) -> None:
+        """The registered version carries its verdict, primary metric, data window and report."""
+        cfg = ctx.cfg
+        params = mlflow.get_run(ctx.run_id).data.params
+        visibility_mlflow.tag_version(tracking.client(cfg), cfg.mlflow.registered_model, version, {
+            "gates.verdict": gates.verdict,
+            f"metric.{cfg.model.primary_metric}": ctx.metrics.get(cfg.model.primary_metric, ""),
+            "data.window": f"{params.get('data.window_start', '?')}..{params.get('data.window_end', '?')}",
+            "gates.report": report_url})
+
+    def description(self, gates: GateReport, headline: str, report_url: str) -> None:
+        """The MLflow run's description: verdict, blocking gate, cause, report link."""
+        self.guarded("run description",
+                     lambda: visibility_mlflow.publish_description(gates, headline, report_url))
+
+    def notify_blocked(self, pipeline: str, gates: GateReport, headline: str, run_url: str,
+                       report_url: str) -> None:
+        """Emit `retrain.gates.blocked` (an automation turns it into a notification)."""
+        top = gates.blocking[0].name if gates.blocking else ""
+        notify.emit_blocked(pipeline, notify.blocked_payload(
+            headline, top, run_url, report_url, notify.flow_run_url(str(flow_run.get_id() or ""))))

@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import textwrap
 import traceback
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from pydantic import BaseModel, Field  # noqa: E402
 from flows.publisher import MlflowPublisher  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
 from flows.stages import STAGE_NAMES, STAGES, Progress, Stage, run_until  # noqa: E402
-from gates import data_gates, registry, report, tracking  # noqa: E402
+from flows.visibility import run_name  # noqa: E402
+from gates import data_gates, registry, report, tracking, visibility_mlflow  # noqa: E402
 from gates.config import ConfigError, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -52,6 +54,8 @@ class RunSummary(BaseModel):
     stages_run: list[str] = Field(default_factory=list)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     mlflow_run_id: str = ""
+    mlflow_run_url: str = ""  # the tracking server's page for the run (file store: its report)
+    report_url: str = ""
     experiment_id: str = ""
     tracking_uri: str = ""
     primary_metric: str = ""
@@ -75,7 +79,13 @@ class RunSummary(BaseModel):
 
 @task(name="gate", task_run_name="gate-{name}", cache_policy=NO_CACHE, retries=0)
 def gate_task(name: str, spec: GateSpec) -> GateResult:
-    return spec.run()
+    """A blocking gate's task ends in a Failed state named Blocked (red in Prefect's UI), with
+    its result as the state's data, so the flow still reads it and publishes the report."""
+    result = spec.run()
+    if result.blocks:
+        return Failed(name="Blocked", message=textwrap.shorten(f"{name}: {result.summary}", 500,
+                                                                placeholder=" …"), data=result)
+    return result
 
 
 # One Prefect task per step, named after it (ingest, split, train, evaluate, export, promote).
@@ -123,7 +133,11 @@ def run_gate_tasks(stage: str, ctx: RunContext) -> list[GateResult]:
     with local_gates() as local:
         futures = [gate_task.submit(spec.name, spec) if local is None
                    else local.submit(gate_task, {"name": spec.name, "spec": spec}) for spec in specs]
-        return [f.result() for f in futures]
+        results = [f.result(raise_on_failure=False) for f in futures]  # Blocked: Failed, with data
+    crashed = next((r for r in results if isinstance(r, BaseException)), None)
+    if crashed is not None:
+        raise crashed
+    return results
 
 
 # --------------------------------------------------------------------------- flow
@@ -169,8 +183,11 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary, progress: 
     publisher.verdict_tag(summary.verdict, summary.headline, gates)
     pause_point("publish")  # crash tests: the verdict is written, the report not yet
 
+    summary.mlflow_run_url, summary.report_url = publisher.guarded(
+        "links", lambda: publisher.links(ctx, summary.experiment_id)) or ("", "")
     context = {"pipeline": ctx.cfg.name, "run date": ctx.run_date.isoformat(),
-               "MLflow run": ctx.run_id, "stages run": " → ".join(summary.stages_run),
+               "MLflow run": f"[{ctx.run_id}]({summary.mlflow_run_url})",
+               "stages run": " → ".join(summary.stages_run),
                "champion before": summary.champion_before or "none (first run)",
                "promoted version": summary.promoted_version or "not promoted"}
     if ctx.notes:
@@ -180,6 +197,10 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary, progress: 
         f"# Retrain gates: {summary.verdict.upper()}\n\n{plain(summary.headline)}\n\n"
         "(the full report could not be rendered; see gates.publish_failures)\n")
     summary.report_markdown = publisher.verdict(ctx, gates, summary.diagnosis, summary.verdict, markdown)
+    if summary.promoted_version:
+        publisher.guarded("version tags", lambda: publisher.promoted(
+            ctx, gates, summary.promoted_version, summary.report_url))
+    publisher.description(gates, summary.headline, summary.report_url)
     summary.publish_failures = list(publisher.failures)
 
 
@@ -213,7 +234,10 @@ def _interrupted(ctx: RunContext, gates: GateReport, summary: RunSummary, progre
     return "interrupted"
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, flow_run_name=run_name)
+
+
+@flow(name="retrain", log_prints=True, flow_run_name=run_name)
 def retrain(config_path: str, run_date: str | None = None) -> Any:
     """Retrain one pipeline for `run_date` (default: today), behind its gates.
 
@@ -230,9 +254,15 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
                          primary_metric=cfg.model.primary_metric, experiment_id=experiment_id,
                          tracking_uri=redact(tracking.tracking_uri(cfg)))
     gates, progress, publisher = GateReport(), Progress(), MlflowPublisher()
+    publisher.tag_flow_run(f"pipeline:{cfg.name}")
+    abandoned = publisher.guarded(  # earlier runs whose process is gone
+        "zombie check", lambda: publisher.mark_zombies(cfg, experiment_id)) or []
+    for note in abandoned:
+        logger.warning(plain(note, 1000))
     run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{cfg.name}-{day.isoformat()}")
     ctx = RunContext(cfg=cfg, run_date=day, run_id=run.info.run_id,
                      workdir=tempfile.mkdtemp(prefix="gates-run-"))  # the champion's verified copy
+    ctx.notes.extend(abandoned)
     summary.mlflow_run_id = run.info.run_id
     status, interruption, verdict = "FAILED", None, None
     try:
@@ -259,18 +289,21 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
                                      summary=plain(f"pipeline step crashed: {type(exc).__name__}: {exc}", 2000),
                                      hint="A crashed step blocks the run; nothing was promoted.")])
             logger.error("pipeline step crashed:\n%s", redact("".join(traceback.format_exception(exc))))
-        status = "KILLED" if interruption is not None else "FINISHED"
         with held():  # a (second) Ctrl-C waits until the verdict and the report are out
             if interruption is not None:
                 verdict = _interrupted(ctx, gates, summary, progress, interruption)
             _publish(ctx, gates, summary, progress, publisher, verdict)
+        status = visibility_mlflow.end_status(gates, interruption is not None)
     finally:
         with contextlib.suppress(Exception):
             mlflow.end_run(status)
         shutil.rmtree(ctx.workdir, ignore_errors=True)
     logger.info(plain(summary.headline, 2000))
+    publisher.tag_flow_run(f"verdict:{summary.verdict}")
     if interruption is not None:
         raise interruption
     if gates.blocked:
+        publisher.notify_blocked(cfg.name, gates, summary.headline, summary.mlflow_run_url,
+                                 summary.report_url)
         return Failed(message=summary.headline, data=summary)
     return Completed(message=summary.headline, data=summary)

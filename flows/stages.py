@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gates import model_integrity, reference, registry
+from gates import progress as events
 from gates.artifact_gates import LoadProbes
 from gates.config import import_object
 from gates.context import RunContext
@@ -129,6 +130,9 @@ class Progress:
 
     `current` is the step (a crash is reported as stage_<current>); `step` is the step or gate
     stage (`gates.<stage>`) last started, or "start": where an interrupted run stopped.
+
+    Each step and gate stage also emits `stage-started` / `stage-finished`, each verdict a `gate`
+    event (gates/progress.py: the CLI's live display listens; no listener, nothing happens).
     """
 
     stages_run: list[str] = field(default_factory=list)
@@ -139,10 +143,20 @@ class Progress:
     def timed(self, key: str, fn: Callable[[], Any]) -> Any:
         self.step = key
         started = time.perf_counter()
+        events.emit("stage-started", key)
+        ok = False
         try:
-            return fn()
+            result = fn()
+            ok = True
+            return result
         finally:
-            self.seconds[key] = round(self.seconds.get(key, 0.0) + time.perf_counter() - started, 4)
+            secs = time.perf_counter() - started
+            self.seconds[key] = round(self.seconds.get(key, 0.0) + secs, 4)
+            events.emit("stage-finished", key, seconds=secs, ok=ok)
+
+    def judged(self, results: list[GateResult]) -> None:
+        for r in results:
+            events.emit("gate", r.name, status=r.status.value, blocks=r.blocks, summary=r.summary)
 
 
 class Publisher:
@@ -200,6 +214,7 @@ def run_until(ctx: RunContext, until: str = "promote", *, since: str | None = No
             pause_point(f"gates.{stage.gates}")
         if stage.verdict:
             results += stage.verdict(ctx)
+        progress.judged(results)
         report.extend(results)
         if any(r.blocks for r in results):
             return False

@@ -1,6 +1,7 @@
 """The `gates` command: run the flow, check a config, write demo data.
 
-Exit codes: 0 promoted (or the command succeeded), 1 a gate blocked, 2 bad input (config).
+Exit codes: 0 promoted (or the command succeeded), 1 a gate blocked, 2 bad config, 3 an
+infrastructure or internal error (a server or store unreachable, a crash outside the gates).
 """
 
 from __future__ import annotations
@@ -13,16 +14,27 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gates.config import ConfigError, load_config
+from gates.console_run import apply_defaults
+from gates.errors import EXIT_BAD_CONFIG, EXIT_BLOCKED, EXIT_INFRASTRUCTURE, EXIT_PROMOTED, InfrastructureError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Validation gates for scheduled retraining runs.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=(
+    "Validation gates for scheduled retraining runs.\n\n"
+    "Exit codes: 0 promoted (or the command succeeded), 1 a gate blocked, 2 bad config, "
+    "3 infrastructure or internal error (a server or store unreachable, a crash outside the gates)."))
 # Piped output (CI logs, `make run | tee`) gets room for the tables instead of 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Pipeline config YAML.")]
+
+
+@app.callback()
+def _settings(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show library logs and warnings (MLflow, Prefect, GE).")] = False) -> None:
+    apply_defaults(verbose)  # before prefect or mlflow are imported: the commands import them lazily
 
 
 def _load(config: Path):
@@ -99,47 +111,53 @@ def run(
     dask_address: Annotated[str | None, typer.Option(
         help="tcp://host:8786 of a Dask scheduler: the gates run on that cluster.")] = None,
 ) -> None:
-    """Run the retraining flow; exit 0 when the model was promoted, 1 when a gate blocked."""
+    """Run the retraining flow; exit 0 promoted, 1 a gate blocked, 2 bad config, 3 infrastructure."""
     cfg = _load(config)
     day = _date(run_date, "--run-date")
     _preflight(cfg, config, day or dt.date.today())  # before the Prefect API starts
-    from flows.retrain import retrain
+    from flows.retrain import RunSummary, retrain
     from flows.runners import with_runner
+    from gates.console_run import LiveStages
+    from gates.progress import listening
+
+    from gates.ephemeral import start_ephemeral_api
 
     from gates import tracking
-    from gates.errors import EXIT_INFRASTRUCTURE, InfrastructureError
+    from gates.errors import InfrastructureError
     from gates.interrupts import interruption_types, signal_name
     from gates.safety import plain
 
+    flow = with_runner(retrain, cfg, dask_address)
+    state = None
     try:
         tracking.check_reachable(cfg)  # seconds, before Prefect starts; the flow checks again
-        flow = with_runner(retrain, cfg, dask_address)
-        state = flow(str(config), day.isoformat() if day else None, return_state=True)
-    except InfrastructureError as exc:
-        err.print(plain(exc, 2000), style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_INFRASTRUCTURE) from None
+        start_ephemeral_api()  # no PREFECT_API_URL: a local API that dies with this process
+        with LiveStages(err) as live, listening(live):
+            state = flow(str(config), day.isoformat() if day else None, return_state=True)
+        summary = state.result(raise_on_failure=False)
     except interruption_types() as exc:  # the run published `interrupted` before stopping
         name = signal_name(exc)
         err.print(f"interrupted by {name}: the run is tagged gates.verdict=interrupted; "
                   "the champion was not moved", style="red", markup=False, highlight=False)
         raise typer.Exit(130 if name == "SIGINT" else 143) from None
-    summary = state.result(raise_on_failure=False)
-    from flows.retrain import RunSummary
-
-    if isinstance(summary, InfrastructureError):
-        err.print(plain(summary, 2000), style="red", markup=False, highlight=False)
-        raise typer.Exit(EXIT_INFRASTRUCTURE)
+    except Exception as exc:  # noqa: BLE001 - the Prefect API did not start, a store is unreachable
+        summary = exc
     if isinstance(summary, ConfigError):  # raised by the flow's own preflight: not a block
         err.print(str(summary), style="red", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_CONFIG)
     if not isinstance(summary, RunSummary):
-        err.print(plain(f"flow run {state.name}: {state.message or summary}", 2000), style="red",
-                  markup=False, highlight=False)
-        raise typer.Exit(1)
-    _print_summary(summary, cfg)
+        code = EXIT_BAD_CONFIG if isinstance(summary, ConfigError) else EXIT_INFRASTRUCTURE
+        kind = "bad config" if code == EXIT_BAD_CONFIG else (
+            "infrastructure error" if isinstance(summary, InfrastructureError | OSError | TimeoutError)
+            else "internal error")
+        where = f"flow run {state.name}: " if state is not None else ""
+        text = str(summary) if isinstance(summary, InfrastructureError) else f"{type(summary).__name__}: {summary}"
+        err.print(plain(f"{kind}: {where}{text}", 2000), style="red", highlight=False, markup=False)
+        raise typer.Exit(code)
+    _print_summary(summary, cfg, state)
     if json_out:
         json_out.write_text(plain(summary.model_dump_json(indent=2), 50_000_000))
-    raise typer.Exit(0 if summary.promoted_version else 1)
+    raise typer.Exit(EXIT_PROMOTED if summary.promoted_version else EXIT_BLOCKED)
 
 
 @app.command("serve")
@@ -153,13 +171,16 @@ def serve(
     """Serve the flow on a schedule (runs today's date each time) until stopped with Ctrl-C."""
     _load(config)
     from flows.deploy import serve as serve_flow
+    from gates.ephemeral import start_ephemeral_api
+
+    start_ephemeral_api()
 
     console.print(f"serving {config} on '{cron}' ({timezone}); the runs use the Prefect API at "
                   "PREFECT_API_URL (or a local one), stop with Ctrl-C")
     serve_flow(config, cron=cron, timezone=timezone, name=name, limit=limit)
 
 
-def _print_summary(summary, cfg) -> None:
+def _print_summary(summary, cfg, state=None) -> None:
     from gates.report import rich_table
 
     console.print(rich_table(summary.report))
@@ -177,46 +198,54 @@ def _print_summary(summary, cfg) -> None:
         else:
             parts.append("no champion yet (first run)")
         console.print(" | ".join(parts))
-    from gates.safety import rich as escaped
+    from gates.safety import plain
 
     for note in summary.notes:
-        console.print(f"[dim]note: {escaped(note, 1000)}[/]")
+        console.print(f"note: {plain(note, 1000)}", style="dim", markup=False, highlight=False)
     style = "green" if summary.promoted_version else "red"
-    console.print(f"[{style}]{escaped(summary.headline, 1000)}[/]", highlight=False)
+    console.print(plain(summary.headline, 1000), style=style, markup=False, highlight=False)
     if summary.promoted_version:
         console.print(f"promoted: {cfg.mlflow.registered_model} version {summary.promoted_version} "
                       f"is now @{cfg.mlflow.champion_alias}")
     else:
         console.print(f"not promoted: @{cfg.mlflow.champion_alias} unchanged "
                       f"({'version ' + summary.champion_before if summary.champion_before else 'none'})")
-    console.print(f"MLflow run {summary.mlflow_run_id}: mlflow ui --backend-store-uri {summary.tracking_uri}")
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+    # links on one line each (soft_wrap): a wrapped URL cannot be clicked or copied
+    console.print(f"MLflow run: {summary.mlflow_run_url or summary.mlflow_run_id}", markup=False,
+                  highlight=False, soft_wrap=True)
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL, PREFECT_UI_URL
 
+    flow_run_id = state.state_details.flow_run_id if state is not None else None
     if PREFECT_API_URL.value():
-        console.print(f"Prefect UI: {PREFECT_API_URL.value().removesuffix('/api')}")
-    else:  # the ephemeral API kept its runs in a SQLite file under PREFECT_HOME
-        console.print(f"Prefect UI: PREFECT_HOME={PREFECT_HOME.value()} prefect server start  "
-                      "(then open http://127.0.0.1:4200)")
+        ui = PREFECT_UI_URL.value() or PREFECT_API_URL.value().removesuffix("/api")
+        console.print(f"Prefect flow run: {ui}/runs/flow-run/{flow_run_id}", markup=False, highlight=False,
+                      soft_wrap=True)
+    else:  # the ephemeral API kept the run in its local database; no server to link to
+        console.print(f"Prefect flow run {flow_run_id} (local store "
+                      f"{PREFECT_API_DATABASE_CONNECTION_URL.value()}; serve it with "
+                      "`prefect server start` to browse)", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("compare")
 def compare(
-    run_a: Annotated[str, typer.Argument(help="MLflow run id (e.g. the champion's run).")],
-    run_b: Annotated[str, typer.Argument(help="MLflow run id to compare with it.")],
+    run_a: Annotated[str, typer.Argument(help="MLflow run id or a unique prefix (e.g. the champion's run).")],
+    run_b: Annotated[str, typer.Argument(help="MLflow run id or a unique prefix to compare with it.")],
     config: ConfigOpt = Path("configs/demo.yaml"),
+    diff_only: Annotated[bool, typer.Option("--diff-only", help="Only the rows that differ.")] = False,
 ) -> None:
-    """Two runs side by side: metrics, gate verdicts and data fingerprints (differences highlighted)."""
+    """Two runs side by side: metrics, parameters, gate verdicts and data fingerprints (differences
+    highlighted)."""
     from mlflow.exceptions import MlflowException
 
     from gates import tracking
-    from gates.compare import compare_table
+    from gates.compare import AmbiguousRun, compare_table
 
     cfg = _load(config)
     tracking.configure(cfg)
     try:
-        console.print(compare_table(cfg, run_a, run_b))
-    except MlflowException as exc:
-        err.print(f"cannot compare: {exc.message}", style="red", highlight=False, markup=False)
+        console.print(compare_table(cfg, run_a, run_b, diff_only=diff_only))
+    except (MlflowException, AmbiguousRun) as exc:
+        err.print(f"cannot compare: {getattr(exc, 'message', exc)}", style="red", highlight=False, markup=False)
         raise typer.Exit(2) from None
 
 
@@ -258,7 +287,7 @@ def scenarios(
     for name in names:
         res = run_scenario(name, raw, Path(cfg.data.path), root / name, day)
         results.append(res)
-        table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", res.top_cause[:90],
+        table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", _short(res.top_cause),
                       f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     if clean:
         from gates.demo_data import write_demo_data
@@ -271,13 +300,43 @@ def scenarios(
             res.fault = f"clean (seed {100 + seed})"
             results.append(res)
             table.add_row(res.fault, "(none)", ", ".join(res.blocked_by) or "-",
-                          res.top_cause[:90], f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
+                          _short(res.top_cause), f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps([as_row(r) for r in results], indent=2))
     bad = [r.fault for r in results if not r.ok]
     console.print(f"{len(results) - len(bad)}/{len(results)} as expected" + (f"; not: {bad}" if bad else ""))
     raise typer.Exit(1 if bad else 0)
+
+
+def _short(text: str, width: int = 90) -> str:
+    """Shortened on a word boundary, escaped for rich markup (values like `[nan, nan]` survive)."""
+    import textwrap
+
+    return escape(textwrap.shorten(text, width=width, placeholder=" …"))
+
+
+notify_app = typer.Typer(no_args_is_help=True, help="Notifications when a run blocks.")
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("setup")
+def notify_setup(
+    webhook: Annotated[str, typer.Option(help="URL that receives a POST (JSON: subject, text).")],
+    pipeline: Annotated[str | None, typer.Option(help="Only this pipeline (default: all).")] = None,
+) -> None:
+    """Create a webhook notification block and an automation on the Prefect server (PREFECT_API_URL)
+    that posts to it whenever a run emits `retrain.gates.blocked`."""
+    from gates.notify import AUTOMATION_NAME, setup
+
+    try:
+        automation_id = setup(webhook, pipeline)
+    except Exception as exc:  # noqa: BLE001 - no server, or it refused
+        err.print(f"infrastructure error: could not create the automation: {exc}", style="red",
+                  markup=False, highlight=False)
+        raise typer.Exit(EXIT_INFRASTRUCTURE) from None
+    console.print(f"automation {AUTOMATION_NAME} ({automation_id}): blocked runs"
+                  f"{' of ' + pipeline if pipeline else ''} notify {webhook}", markup=False, highlight=False)
 
 
 suite_app = typer.Typer(no_args_is_help=True, help="Expectation suites (the data contract).")

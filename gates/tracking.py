@@ -93,6 +93,7 @@ def configure(cfg: PipelineConfig) -> str:
     client = MlflowClient(uri, uri)
     experiment = client.get_experiment_by_name(cfg.mlflow.experiment)
     if experiment is not None:
+        _classic_ml(client, experiment.experiment_id)
         return experiment.experiment_id
     if uri.startswith(("http://", "https://")):
         location = None  # a tracking server stores artifacts where it was told (--artifacts-destination)
@@ -100,10 +101,18 @@ def configure(cfg: PipelineConfig) -> str:
         location = Path(cfg.mlflow.artifact_root).resolve() / cfg.mlflow.experiment
         location.mkdir(parents=True, exist_ok=True)
     try:
-        return client.create_experiment(cfg.mlflow.experiment,
-                                        artifact_location=location.as_uri() if location else None)
+        experiment_id = client.create_experiment(
+            cfg.mlflow.experiment, artifact_location=location.as_uri() if location else None)
     except MlflowException:  # created meanwhile by a concurrent run
-        return client.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
+        experiment_id = client.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
+    _classic_ml(client, experiment_id)
+    return experiment_id
+
+
+def _classic_ml(client: MlflowClient, experiment_id: str) -> None:
+    from gates.visibility_mlflow import mark_classic_ml
+
+    mark_classic_ml(client, experiment_id)
 
 
 def client(cfg: PipelineConfig) -> MlflowClient:

@@ -5,9 +5,13 @@
 #   scripts/server.sh            start (make server)
 #   scripts/server.sh stop       stop all three (make server-stop)
 #   scripts/server.sh env        print the variables that point runs and workers at them
+#                                (credentials included: eval "$(make server-env)")
 #
 # Settings (environment): GATES_SERVER_DIR (state: logs, pids, artifacts; default .servers),
-# GATES_PG_PORT (55432), GATES_PREFECT_PORT (4200), GATES_MLFLOW_PORT (5000), GATES_PG_PASSWORD.
+# GATES_PG_PORT (55432), GATES_PREFECT_PORT (4200), GATES_MLFLOW_PORT (5000).
+# Logins: at first start, random passwords for PostgreSQL, MLflow's basic-auth admin and Prefect's
+# API auth string are written to $GATES_SERVER_DIR/credentials.env (mode 0600, owner only). They
+# reach the servers through their environment and files, never a command line (`ps` shows none).
 # PostgreSQL comes from Debian's packages (installed here when missing and we are root); as root
 # it runs as the `postgres` user, with its data under /tmp/retrain-gates-pg-<port>.
 set -euo pipefail
@@ -18,12 +22,32 @@ DIR="$(mkdir -p "${GATES_SERVER_DIR:-$REPO/.servers}" && cd "${GATES_SERVER_DIR:
 PG_PORT="${GATES_PG_PORT:-55432}"
 PREFECT_PORT="${GATES_PREFECT_PORT:-4200}"
 MLFLOW_PORT="${GATES_MLFLOW_PORT:-5000}"
-PG_PASSWORD="${GATES_PG_PASSWORD:-gates-local}"
 PGDATA="${GATES_PGDATA:-/tmp/retrain-gates-pg-$PG_PORT}"
 HOST=127.0.0.1
 PG_URL="$HOST:$PG_PORT"
 
 log() { echo "[server] $*" >&2; }
+
+CREDENTIALS="$DIR/credentials.env"
+credentials() {  # generated once, readable by the owner only; sourced by every command below
+  if [[ ! -s "$CREDENTIALS" ]]; then
+    log "generating credentials in $CREDENTIALS (mode 0600)"
+    local gen='import secrets; print(secrets.token_urlsafe(24))'
+    (umask 077 && cat > "$CREDENTIALS" <<EOF
+GATES_PG_PASSWORD=$("$BIN/python" -c "$gen")
+GATES_ADMIN_USER=admin
+GATES_MLFLOW_PASSWORD=$("$BIN/python" -c "$gen")
+GATES_PREFECT_PASSWORD=$("$BIN/python" -c "$gen")
+GATES_FLASK_SECRET=$("$BIN/python" -c "$gen")
+EOF
+    )
+  fi
+  chmod 600 "$CREDENTIALS"
+  # shellcheck disable=SC1090
+  source "$CREDENTIALS"
+  PG_PASSWORD="$GATES_PG_PASSWORD"
+}
+credentials
 
 pg_bin() {
   local found
@@ -47,7 +71,10 @@ as_pg() {  # run a PostgreSQL tool as the cluster's owner (never as root)
 env_vars() {
   cat <<EOF
 export PREFECT_API_URL=http://$HOST:$PREFECT_PORT/api
+export PREFECT_API_AUTH_STRING=$GATES_ADMIN_USER:$GATES_PREFECT_PASSWORD
 export MLFLOW_TRACKING_URI=http://$HOST:$MLFLOW_PORT
+export MLFLOW_TRACKING_USERNAME=$GATES_ADMIN_USER
+export MLFLOW_TRACKING_PASSWORD=$GATES_MLFLOW_PASSWORD
 # in the pipeline config: mlflow.tracking_uri: http://$HOST:$MLFLOW_PORT
 EOF
 }
@@ -67,8 +94,8 @@ start_postgres() {
   if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
     log "initdb $PGDATA"
     mkdir -p "$PGDATA"; chmod 700 "$PGDATA"
-    local pwfile; pwfile="$(mktemp)"; echo "$PG_PASSWORD" > "$pwfile"; chmod 644 "$pwfile"
-    [[ "$(id -u)" == 0 ]] && chown postgres:postgres "$PGDATA"
+    local pwfile; pwfile="$(mktemp)"; chmod 600 "$pwfile"; echo "$PG_PASSWORD" > "$pwfile"
+    [[ "$(id -u)" == 0 ]] && chown postgres:postgres "$PGDATA" "$pwfile"
     as_pg "$bin/initdb" -D "$PGDATA" -U postgres --pwfile="$pwfile" --auth-host=scram-sha-256 \
       --auth-local=trust -E UTF8 >"$DIR/initdb.log" 2>&1
     rm -f "$pwfile"
@@ -78,6 +105,8 @@ start_postgres() {
     as_pg "$bin/pg_ctl" -D "$PGDATA" -w -t 60 -l "$PGDATA/server.log" start \
       -o "-c listen_addresses=$HOST -p $PG_PORT -k $PGDATA" >/dev/null
   fi
+  # the password of the credentials file (a cluster from before may have another); via stdin, not argv
+  printf "alter user postgres password '%s'" "$PG_PASSWORD" | as_pg "$bin/psql" -h "$PGDATA" -p "$PG_PORT" -U postgres -q -f - >/dev/null
   for db in prefect mlflow; do
     if ! as_pg "$bin/psql" -h "$PGDATA" -p "$PG_PORT" -U postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
       as_pg "$bin/createdb" -h "$PGDATA" -p "$PG_PORT" -U postgres "$db"
@@ -91,6 +120,7 @@ start_prefect() {
   log "Prefect server on http://$HOST:$PREFECT_PORT (PostgreSQL database prefect)"
   PREFECT_HOME="$DIR/prefect-home" \
   PREFECT_SERVER_DATABASE_CONNECTION_URL="postgresql+asyncpg://postgres:$PG_PASSWORD@$PG_URL/prefect" \
+  PREFECT_SERVER_API_AUTH_STRING="$GATES_ADMIN_USER:$GATES_PREFECT_PASSWORD" \
   PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_UI_API_URL="http://$HOST:$PREFECT_PORT/api" \
     setsid nohup "$BIN/prefect" server start --host "$HOST" --port "$PREFECT_PORT" \
     >"$DIR/prefect.log" 2>&1 < /dev/null &
@@ -101,8 +131,19 @@ start_mlflow() {
   running mlflow && return
   log "MLflow server on http://$HOST:$MLFLOW_PORT (PostgreSQL database mlflow, artifacts in $DIR/mlartifacts)"
   mkdir -p "$DIR/mlartifacts"
-  MLFLOW_DISABLE_TELEMETRY=true setsid nohup "$BIN/mlflow" server \
-    --backend-store-uri "postgresql+psycopg2://postgres:$PG_PASSWORD@$PG_URL/mlflow" \
+  (umask 077 && cat > "$DIR/mlflow-auth.ini" <<EOF
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///$DIR/mlflow-auth.db
+admin_username = $GATES_ADMIN_USER
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+EOF
+  )
+  # basic-auth app: every request but /health needs a login; the store URI travels in the environment
+  MLFLOW_AUTH_CONFIG_PATH="$DIR/mlflow-auth.ini" MLFLOW_AUTH_ADMIN_PASSWORD="$GATES_MLFLOW_PASSWORD" \
+  MLFLOW_FLASK_SERVER_SECRET_KEY="$GATES_FLASK_SECRET" \
+  MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://postgres:$PG_PASSWORD@$PG_URL/mlflow" \
+  MLFLOW_DISABLE_TELEMETRY=true setsid nohup "$BIN/mlflow" server --app-name basic-auth \
     --artifacts-destination "$DIR/mlartifacts" --serve-artifacts \
     --host "$HOST" --port "$MLFLOW_PORT" --workers 1 \
     >"$DIR/mlflow.log" 2>&1 < /dev/null &

@@ -28,7 +28,9 @@ ROWS_PER_DAY = 1000
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # a loaded 2-core machine can take minutes to start the API: the same generous bound as the CLI
+    timeout = int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600"))
+    with prefect_test_harness(server_startup_timeout=timeout):
         yield
 
 

@@ -27,9 +27,22 @@ class Servers:
     prefect_api: str
     mlflow_uri: str
     dir: Path
-    env: dict[str, str]  # for subprocesses: runs and workers pointed at the servers
+    env: dict[str, str]  # for subprocesses: runs and workers pointed at the servers, with logins
+    logins: dict[str, str]  # what `scripts/server.sh env` exports (URLs and credentials)
 
-    def config(self, tmp_path: Path, data_path: Path, name: str = "pipeline.yaml", **overrides) -> Path:
+    def prefect(self):
+        """Prefect settings for this process's clients: the server's URL and its auth string."""
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+        return temporary_settings(updates={PREFECT_API_URL: self.prefect_api,
+                                           PREFECT_API_AUTH_STRING: self.logins["PREFECT_API_AUTH_STRING"]})
+
+    def config(self, tmp_path: Path, data_path: Path, name: str = "pipeline.yaml",
+               pipeline: str | None = None, **overrides) -> Path:
+        """A demo config on the servers; `pipeline` renames the pipeline, its experiment and model."""
+        if pipeline:
+            overrides |= {"name": pipeline, "mlflow.experiment": pipeline,
+                          "mlflow.registered_model": pipeline}
         raw = demo_config(tmp_path, data_path, **overrides)
         raw["mlflow"]["tracking_uri"] = self.mlflow_uri
         path = tmp_path / name
@@ -79,11 +92,26 @@ def servers(tmp_path_factory):
             pytest.skip(f"PostgreSQL unavailable: {started.stderr.strip()[-300:]}")
         assert started.returncode == 0, started.stderr[-4000:]
         prefect_api = f"http://127.0.0.1:{ports['GATES_PREFECT_PORT']}/api"
+        printed = subprocess.run(["bash", str(script), "env"], env=env, capture_output=True, text=True,
+                                 timeout=60, check=True).stdout
+        logins = dict(line.removeprefix("export ").split("=", 1) for line in printed.splitlines()
+                      if line.startswith("export "))
         run_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-        run_env |= {"PREFECT_API_URL": prefect_api, "PREFECT_HOME": str(state / "client-home"),
+        run_env |= {"PREFECT_HOME": str(state / "client-home"),
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-        yield Servers(prefect_api=prefect_api, mlflow_uri=f"http://127.0.0.1:{ports['GATES_MLFLOW_PORT']}",
-                      dir=state, env=run_env)
+        run_env |= logins
+        # this process's MlflowClients log in like the runs do
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+        os.environ.update({k: logins[k] for k in saved})
+        try:
+            yield Servers(prefect_api=prefect_api, logins=logins, dir=state, env=run_env,
+                          mlflow_uri=f"http://127.0.0.1:{ports['GATES_MLFLOW_PORT']}")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     finally:
         subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(env["GATES_PGDATA"], ignore_errors=True)

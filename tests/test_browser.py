@@ -1,8 +1,10 @@
-"""Headless Chromium opens the Prefect UI page of a blocked flow run, its gate report artifact,
-and the MLflow run page, checks the verdict is shown, and saves the screenshots under docs/."""
+"""Headless Chromium logs in to both servers, opens the Prefect UI page of a blocked flow run (its
+gate task Blocked), its gate report artifact, the MLflow run list (the run Failed) and run page,
+checks the verdict is shown, and saves the screenshots under docs/."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
 import time
@@ -69,25 +71,45 @@ def test_blocked_run_report_is_shown_in_prefect_and_mlflow_uis(servers, browser,
 
     mlflow = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
     run = mlflow.get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FAILED"
     flow_run_id = run.data.tags["prefect.flow_run_id"]
     ui = servers.prefect_api.removesuffix("/api")
     DOCS.mkdir(exist_ok=True)
 
-    _page_shows(browser, f"{ui}/runs/flow-run/{flow_run_id}", ["Failed"], DOCS / "prefect-blocked-run.png")
+    _log_in_to_prefect(browser, ui, servers.logins["PREFECT_API_AUTH_STRING"])
+    _page_shows(browser, f"{ui}/runs/flow-run/{flow_run_id}", ["Failed", "Blocked"],
+                DOCS / "prefect-blocked-run.png")
     artifact = _artifact_id(servers, flow_run_id)
     report = _page_shows(browser, f"{ui}/artifacts/artifact/{artifact}", [blocking[0], "blocked"],
                          DOCS / "prefect-gate-report.png")
     assert day in report, "the report names the missing partition"
+    _log_in_to_mlflow(browser, servers.logins["MLFLOW_TRACKING_USERNAME"],
+                      servers.logins["MLFLOW_TRACKING_PASSWORD"])
+    _page_shows(browser, f"{servers.mlflow_uri}/#/experiments/{run.info.experiment_id}/runs",
+                [run.info.run_name], DOCS / "mlflow-run-list.png")
     _page_shows(browser, f"{servers.mlflow_uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
-                ["gates.verdict", "blocked"], DOCS / "mlflow-blocked-run.png")
+                ["gates.verdict", "blocked", "Failed"], DOCS / "mlflow-blocked-run.png")
+
+
+def _log_in_to_prefect(driver, ui: str, auth_string: str) -> None:
+    """What Prefect's login page does with the auth string: keep it in localStorage, base64."""
+    driver.get(f"{ui}/login")
+    token = base64.b64encode(auth_string.encode()).decode()
+    driver.execute_script("localStorage.setItem('prefect-password', arguments[0])", token)
+
+
+def _log_in_to_mlflow(driver, user: str, password: str) -> None:
+    """MLflow's basic-auth app: every request carries the Authorization header (as after the
+    browser's login prompt)."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
 
 
 def _artifact_id(servers, flow_run_id: str) -> str:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: servers.prefect_api}):
+    with servers.prefect():
         with get_client(sync_client=True) as client:
             found = client.read_artifacts(artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=["churn-demo-gate-report"])))
