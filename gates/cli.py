@@ -192,6 +192,7 @@ def scenarios(
     import tempfile
 
     import yaml
+    from rich.markup import escape
     from rich.table import Table
 
     from gates.faults import FAULTS
@@ -208,13 +209,13 @@ def scenarios(
     root = workdir or Path(tempfile.mkdtemp(prefix="gates-scenarios-"))
     results = []
     table = Table(title=f"Fault catalogue on {cfg.name} ({day})")
-    for col in ("fault", "expected gate", "blocked by", "top cause", "seconds", "ok"):
+    for col in ("fault", "expected gate", "blocked by", "top cause", "size / margin", "seconds", "ok"):
         table.add_column(col, overflow="fold")
     for name in names:
         res = run_scenario(name, raw, Path(cfg.data.path), root / name, day)
         results.append(res)
         table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", res.top_cause[:90],
-                      f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
+                      escape("\n".join(x for x in (res.size, res.margin[:160]) if x)), f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     if clean:
         from gates.demo_data import write_demo_data
 
@@ -226,7 +227,7 @@ def scenarios(
             res.fault = f"clean (seed {100 + seed})"
             results.append(res)
             table.add_row(res.fault, "(none)", ", ".join(res.blocked_by) or "-",
-                          res.top_cause[:90], f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
+                          res.top_cause[:90], "", f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps([as_row(r) for r in results], indent=2))
