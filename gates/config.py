@@ -183,6 +183,20 @@ class PartitionsGate(GateSettings):
     workers: int = Field(4, ge=1, description="Partitions read and validated in parallel.")
 
 
+class DuplicatesGate(GateSettings):
+    """Exact duplicate rows inside a partition or repeating an earlier one (gates/duplicates.py)."""
+
+    max_share: float = Field(
+        0.001, ge=0, le=1, description="Share of a partition's rows that may repeat an earlier row. "
+        "Event rows with a timestamp and an entity almost never repeat whole by chance: more than 1 "
+        "in 1000 is a retried batch or a fanning join.")
+    min_count: int = Field(5, ge=1, description="Fewer duplicate rows in a partition never block.")
+    columns: list[str] | None = Field(None, description="Columns hashed; default: every column.")
+    learn_from_calibration: bool = Field(
+        True, description="Use the natural duplicate share of the calibration file (key "
+        "duplicates.envelope) when it is larger than max_share.")
+
+
 class DriftGate(GateSettings):
     severity: Severity = Severity.BLOCK
     psi_warn: float = 0.1
@@ -294,6 +308,7 @@ class ArtifactGate(GateSettings):
 class GatesConfig(Strict):
     contract: ContractGate = Field(default_factory=ContractGate)
     partitions: PartitionsGate = Field(default_factory=PartitionsGate)
+    duplicates: DuplicatesGate = Field(default_factory=DuplicatesGate)
     drift: DriftGate = Field(default_factory=DriftGate)
     label_shift: LabelShiftGate = Field(default_factory=LabelShiftGate)
     split_drift: DriftGate = Field(

@@ -18,6 +18,7 @@ from gates.config import (Cadence, ContractGate, DataFormat, DriftGate, LabelShi
                           PipelineConfig)
 from gates.contract import WindowValidation, load_suite, merge_validations, validate_partitions
 from gates.drift import FeatureDrift, compare_profiles, label_shift
+from gates.duplicates import check_duplicates
 from gates.ingest import Ingested, read_file
 from gates.results import Family, GateResult, judge
 
@@ -433,6 +434,7 @@ def plan(ctx) -> list:
     return [
         *plan_gate("partitions", Family.DATA, g.partitions, check_partitions, ctx.ingested, g.partitions,
                    ctx.cfg.data.cadence),
+        *plan_gate("duplicates", Family.DATA, g.duplicates, check_duplicates, ctx.ingested, ctx.cfg, g.duplicates),
         *plan_gate("contract", Family.DATA, g.contract, check_contract, ctx.ingested, ctx.cfg, g.contract),
         *plan_gate("drift", Family.DATA, g.drift, check_drift, ctx, g.drift),
         *plan_gate("label_shift", Family.DATA, g.label_shift, check_label_shift, ctx, g.label_shift),

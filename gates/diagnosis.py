@@ -34,6 +34,11 @@ CAUSES: dict[str, Cause] = {
     "partitions": Cause(bucket="data", depth=1, meaning="upstream data delivery is incomplete",
                         rules_out="missing, empty, stale, duplicated or unreadable partitions",
                         next_check="Check the upstream job that writes the partitions for the dates named."),
+    # Depth 2: a copied file or partition (partitions, depth 1) also repeats rows; name that first.
+    "duplicates": Cause(bucket="data", depth=2, meaning="rows were delivered more than once",
+                        rules_out="exact duplicate rows inside a partition or across partitions",
+                        next_check="Check the upstream job for retries or an at-least-once delivery, "
+                                   "and joins that fan out, for the partitions named."),
     "contract": Cause(bucket="data", depth=2, meaning="the data no longer matches its contract (schema or values)",
                       rules_out="schema changes, type changes, null bursts, out-of-range values and unknown categories",
                       next_check="Diff the upstream schema and the failing columns against expectations/; "

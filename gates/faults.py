@@ -157,6 +157,19 @@ def duplicated_partition(target: FaultTarget) -> None:
     shutil.copyfile(first, first.with_name(f"part-1{first.suffix}"))
 
 
+@fault("duplicated_rows", expected_gate="duplicates",
+       description="A retried micro-batch: 5% of one partition's rows are delivered twice inside "
+       "its single file (the row count barely moves; no file or partition is copied whole).")
+def duplicated_rows(target: FaultTarget) -> None:
+    day = target.window()[len(target.window()) // 3]
+
+    def repeat(f: pd.DataFrame) -> pd.DataFrame:
+        again = f.sample(frac=0.05, random_state=target.seed)
+        return pd.concat([f, again], ignore_index=True).sort_index(kind="stable")
+
+    target.rewrite(repeat, [day])
+
+
 @fault("short_partition", expected_gate="partitions",
        description="A partial load: one day holds a fifth of its usual rows.")
 def short_partition(target: FaultTarget) -> None:
