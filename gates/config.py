@@ -37,6 +37,7 @@ class DataFormat(StrEnum):
 class Cadence(StrEnum):
     DAILY = "daily"
     WEEKLY = "weekly"
+    MONTHLY = "monthly"  # date=YYYY-MM or month-end dates; see gates/cadence.py
 
 
 class FeaturesConfig(Strict):

@@ -65,13 +65,20 @@ class Ingested:
 
 def expected_partitions(run_date: dt.date, window_days: int, cadence: Cadence) -> list[dt.date]:
     """The partitions a run on `run_date` trains on: the window before the run date."""
+    if cadence is Cadence.MONTHLY:
+        from gates.cadence import monthly_partitions
+
+        return monthly_partitions(run_date, window_days)
     step = 7 if cadence is Cadence.WEEKLY else 1
     return sorted(run_date - dt.timedelta(days=k) for k in range(step, window_days + 1, step))
 
 
-def discover(root: Path, key: str, fmt: DataFormat) -> dict[dt.date, list[Path]]:
-    """Map each partition date under `root` to its data files (hive layout `key=YYYY-MM-DD`)."""
-    pattern = re.compile(rf"^{re.escape(key)}=(\d{{4}}-\d{{2}}-\d{{2}})$")
+def discover(root: Path, key: str, fmt: DataFormat, cadence: Cadence | None = None) -> dict[dt.date, list[Path]]:
+    """Map each partition date under `root` to its data files (hive layout `key=YYYY-MM-DD`, or
+    `key=YYYY-MM` for a month; with the monthly cadence every date maps to its month)."""
+    from gates.cadence import partition_date
+
+    pattern = re.compile(rf"^{re.escape(key)}=(\d{{4}}-\d{{2}}(?:-\d{{2}})?)$")
     found: dict[dt.date, list[Path]] = {}
     if not root.is_dir():
         return found
@@ -79,9 +86,8 @@ def discover(root: Path, key: str, fmt: DataFormat) -> dict[dt.date, list[Path]]
         match = pattern.match(child.name.strip())
         if not child.is_dir() or not match:
             continue
-        try:
-            day = dt.date.fromisoformat(match.group(1))
-        except ValueError:
+        day = partition_date(match.group(1), cadence)
+        if day is None:
             continue
         files = sorted(p for p in child.iterdir() if p.is_file() and p.suffix == f".{fmt.value}"
                        and not p.name.startswith("."))
@@ -114,7 +120,7 @@ def ingest(cfg: PipelineConfig, run_date: dt.date, workers: int | None = None) -
     """Read every file of the window's partitions in parallel; record unreadable files."""
     data = cfg.data
     expected = expected_partitions(run_date, data.window_days, data.cadence)
-    found = discover(Path(data.path), data.partition_key, data.format)
+    found = discover(Path(data.path), data.partition_key, data.format, data.cadence)
     in_window = {d: found[d] for d in expected if d in found}
     result = Ingested(run_date=run_date, expected=expected, files=in_window, all_dirs=found)
     jobs = [(day, path) for day, paths in in_window.items() for path in paths]

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from gates.cadence import partition_date
 from gates.faults import FAULTS, FaultTarget
 
 # Gates that judge against the last promoted run: their scenarios promote a clean run first.
@@ -51,9 +52,8 @@ def _copy_window(src: Path, dst: Path, key: str, first: dt.date, last: dt.date) 
         name = child.name
         if not child.is_dir() or not name.startswith(f"{key}="):
             continue
-        try:
-            day = dt.date.fromisoformat(name.split("=", 1)[1].strip())
-        except ValueError:
+        day = partition_date(name.split("=", 1)[1])
+        if day is None:
             continue
         if first <= day <= last:
             shutil.copytree(child, dst / name)
