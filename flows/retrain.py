@@ -33,6 +33,7 @@ from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
 from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
+from gates import label_noise  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
 from gates.promotion import Promotion, promote  # noqa: E402
@@ -234,7 +235,8 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
         mlflow.log_metrics({f"champion.{k}": v for k, v in ctx.champion_metrics.items()})
         mlflow.log_metrics(champion_deltas(ctx.metrics, ctx.champion_metrics))
     with timed("gates.model"):
-        ok = run_stage("model", [*leakage_gates.plan_after_training(ctx), *model_gates.plan(ctx)], gates)
+        ok = run_stage("model", [*leakage_gates.plan_after_training(ctx), *label_noise.plan(ctx),
+                                 *model_gates.plan(ctx)], gates)
     if not ok:
         return
 

@@ -220,6 +220,17 @@ class LabelShiftGate(GateSettings):
     block: float = Field(0.08, description="Absolute change that blocks.")
 
 
+class LabelNoiseGate(GateSettings):
+    """The champion's confident-wrong rate on the new rows against its own logged rate."""
+
+    confidence: float = Field(0.8, gt=0.5, lt=1, description="A score at or beyond this (or at or "
+                              "below 1 - this for a positive) is a confident prediction.")
+    max_increase: float = Field(0.05, ge=0, le=1, description="Absolute increase in the champion's "
+                                "confident-wrong rate that blocks (with max_ratio).")
+    max_ratio: float = Field(1.5, ge=1, description="Ratio to its historical rate that blocks (with "
+                             "max_increase): a jump, not the test split's sampling noise.")
+
+
 class TimeOrderGate(GateSettings):
     """Every training timestamp precedes the oldest test timestamp by at least split.gap_days."""
 
@@ -312,6 +323,7 @@ class GatesConfig(Strict):
     duplicates: DuplicatesGate = Field(default_factory=DuplicatesGate)
     drift: DriftGate = Field(default_factory=DriftGate)
     label_shift: LabelShiftGate = Field(default_factory=LabelShiftGate)
+    label_noise: LabelNoiseGate = Field(default_factory=LabelNoiseGate)
     split_drift: DriftGate = Field(
         default_factory=lambda: DriftGate(severity=Severity.WARN),
         description="Train split against test split within the run (warns by default).",

@@ -50,6 +50,13 @@ CAUSES: dict[str, Cause] = {
                    rules_out="covariate drift beyond the block thresholds",
                    next_check="Look at the drift plots; decide whether the change is real-world (retrain and "
                               "accept) or an upstream bug (fix the source)."),
+    # Depth 4: after drift and label shift (a shifted rate also makes the champion wrong), before
+    # every model gate: a regression measured on wrong labels is a symptom of the labels.
+    "label_noise": Cause(bucket="data", depth=4, meaning="the new rows' labels look wrong (the champion is "
+                         "confidently wrong far more often than on its own test split)",
+                         rules_out="a jump in label noise on the new rows",
+                         next_check="Check the labelling job for the newest days (definition, join, delay) "
+                                    "before reading the model gates."),
     "split_drift": Cause(bucket="data", depth=4, meaning="train and test windows differ strongly",
                          rules_out="a sharp break between the train and test periods",
                          next_check="Look for a change in the data around the split date."),

@@ -272,6 +272,26 @@ def label_shift(target: FaultTarget) -> None:
     target.sizes.append(label_rate_shift(target).describe())
 
 
+@fault("label_noise", expected_gate="label_noise", tags=["needs_champion"],
+       description="A labelling job's join attaches the wrong outcome to 30% of the newest test "
+       "period's rows (labels flipped both ways): the base rate barely moves over the window, but "
+       "the model gates would call it a regression.")
+def label_noise(target: FaultTarget) -> None:
+    import numpy as np
+
+    label = target.config["data"]["target"]
+    days = _recent(target, int(target.config.get("split", {}).get("test_days", 7)))
+
+    def flip(f: pd.DataFrame) -> pd.DataFrame:
+        values = f[label].to_numpy()
+        positive, negative = values.max(), values.min()
+        turn = np.random.default_rng(target.seed + 3).random(len(f)) < 0.3
+        flipped = np.where(values == positive, negative, positive)
+        return f.assign(**{label: np.where(turn, flipped, values).astype(values.dtype)})
+
+    target.rewrite(flip, days)
+
+
 # --------------------------------------------------------------------------- model and artifact faults
 # Model faults change the candidate (hyperparameters, a pipeline factory); artifact faults use
 # export hooks to damage what was written. Every class and function here is importable, so the
