@@ -33,7 +33,7 @@ from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
 from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noqa: E402
 from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
-from gates import label_noise  # noqa: E402
+from gates import label_noise, review  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
 from gates.promotion import Promotion, promote  # noqa: E402
@@ -151,13 +151,16 @@ def run_hooks(paths: list[str], ctx: RunContext) -> None:
         import_object(path, field="hooks")(ctx)
 
 
-def run_stage(stage: str, specs: list[GateSpec], gate_report: GateReport) -> bool:
-    """Run a stage's gates in parallel; every future is resolved so no failure is lost."""
+def run_stage(stage: str, specs: list[GateSpec], gate_report: GateReport, ctx: RunContext | None = None) -> bool:
+    """Run a stage's gates in parallel; every future is resolved so no failure is lost. With
+    `review.enabled` and only reviewable gates blocking, the run pauses for a person (review.py)."""
     with local_gates() as local:
         futures = [gate_task.submit(spec.name, spec) if local is None
                    else local.submit(gate_task, {"name": spec.name, "spec": spec}) for spec in specs]
         results = [f.result() for f in futures]
     gate_report.extend(results)
+    if ctx is not None and review.reviewable([r for r in results if r.blocks], ctx.cfg):
+        review.hold(ctx, stage, [r for r in results if r.blocks])
     mlflow.set_tag(f"gates.stage.{stage}", "blocked" if any(r.blocks for r in results) else "passed")
     return not any(r.blocks for r in results)
 
@@ -209,7 +212,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     data_gates.prepare(ctx)  # logs this run's profile, loads the champion's as the reference
 
     with timed("gates.data"):
-        ok = run_stage("data", data_stage_specs(ctx), gates)
+        ok = run_stage("data", data_stage_specs(ctx), gates, ctx)
     if not ok:
         return
     with timed("split"):
@@ -236,7 +239,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
         mlflow.log_metrics(champion_deltas(ctx.metrics, ctx.champion_metrics))
     with timed("gates.model"):
         ok = run_stage("model", [*leakage_gates.plan_after_training(ctx), *label_noise.plan(ctx),
-                                 *model_gates.plan(ctx)], gates)
+                                 *model_gates.plan(ctx)], gates, ctx)
     if not ok:
         return
 
@@ -267,6 +270,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
             hint="Runs of one pipeline promote one at a time; rerun to compare with the new champion.")])
         return
     summary.promoted_version = outcome.version
+    review.tag_version(ctx, outcome.version)
 
 
 def _diagnose(ctx: RunContext, gates: GateReport, summary: RunSummary) -> Diagnosis:

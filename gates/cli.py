@@ -175,6 +175,46 @@ def compare(
         raise typer.Exit(2) from None
 
 
+def _decide(run: str, approve: bool, reason: str, reviewer: str | None) -> None:
+    from gates.review import resume
+
+    if not reason.strip():
+        err.print("--reason: say why (it is recorded in MLflow and on the model version)", style="red")
+        raise typer.Exit(2)
+    try:
+        run_id = resume(run, approve, reason, reviewer)
+    except Exception as exc:  # noqa: BLE001 - not paused, unknown run, timed out
+        err.print(f"cannot resume {run}: {type(exc).__name__}: {exc}", style="red")
+        raise typer.Exit(3) from None
+    console.print(f"{'approved' if approve else 'rejected'} flow run {run_id}: {escape_text(reason)}")
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.command("approve")
+def approve(
+    run: Annotated[str, typer.Argument(help="The paused Prefect flow run (id or name).")],
+    reason: Annotated[str, typer.Option(help="Why this block is accepted (recorded).")],
+    reviewer: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Approve a run paused for review (drift, label shift, champion by a small margin): it goes on."""
+    _decide(run, True, reason, reviewer)
+
+
+@app.command("reject")
+def reject(
+    run: Annotated[str, typer.Argument(help="The paused Prefect flow run (id or name).")],
+    reason: Annotated[str, typer.Option(help="Why the block stands (recorded).")],
+    reviewer: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Reject a run paused for review: it stays blocked."""
+    _decide(run, False, reason, reviewer)
+
+
 @app.command("scenarios")
 def scenarios(
     config: ConfigOpt = Path("configs/demo.yaml"),

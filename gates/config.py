@@ -403,6 +403,33 @@ class RunnerConfig(Strict):
         "partitions per task over one).")
 
 
+class ReviewConfig(Strict):
+    """A reviewed override inside Prefect (gates/review.py): off by default."""
+
+    enabled: bool = Field(False, description="Pause a run whose blocking gates are all reviewable "
+                          "and wait for a person's decision (Prefect UI or `gates approve/reject`).")
+    gates: list[str] = Field(default_factory=lambda: ["drift", "label_shift", "champion"],
+                             description="Gates a person may override. Contract, partitions, "
+                             "duplicates, leakage and artifact gates are never reviewable.")
+    champion_margin: float = Field(0.01, ge=0, description="The champion gate is reviewable only when "
+                                   "its regression is within max_regression + this.")
+    timeout_seconds: int = Field(3600, ge=1, description="Without a decision by then the run stays blocked.")
+    poll_seconds: int = Field(5, ge=1, description="How often the paused run checks for a decision.")
+
+    @field_validator("gates")
+    def _never_reviewable(cls, value: list[str]) -> list[str]:
+        never = {"contract", "partitions", "duplicates", "metric_sanity", "perfect_metric", "time_order",
+                 "row_overlap", "target_leakage", "preprocessing_fit", "serving_availability",
+                 "serving_skew", "artifact", "artifact_integrity", "library_versions", "signature",
+                 "artifact_loads"}
+        bad = sorted(set(value) & never)
+        if bad:
+            raise ValueError(f"{bad} can never be reviewed (contract, leakage and artifact failures "
+                             "are bugs); allowed: drift, label_shift, label_noise, champion, slices, "
+                             "predictions, split_drift")
+        return value
+
+
 class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lower-case, digits and '-'.")
     task: Task = Task.CLASSIFICATION
@@ -416,6 +443,7 @@ class PipelineConfig(Strict):
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> PipelineConfig:

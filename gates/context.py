@@ -38,4 +38,5 @@ class RunContext:
     champion_scores: np.ndarray | None = None
     champion_error: str | None = None
     exported: Exported | None = None
-    notes: list[str] = field(default_factory=list)  # stated rules applied, e.g. first run
+    notes: list[str] = field(default_factory=list)
+    review: dict[str, Any] | None = None  # a person's decision on a reviewable block (gates/review.py)  # stated rules applied, e.g. first run
