@@ -45,7 +45,7 @@ class FaultTarget:
     def files(self, day: dt.date) -> list[Path]:
         key = self.config["data"].get("partition_key", "date")
         cadence = Cadence(self.config["data"].get("cadence", "daily"))
-        return discover(self.data_path, key, self.fmt, cadence).get(day, [])
+        return discover(self.data_path, key, self.fmt, cadence=cadence).get(day, [])
 
     def read(self, path: Path) -> pd.DataFrame:
         return read_file(path, self.fmt)
