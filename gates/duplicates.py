@@ -23,7 +23,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pydantic import Field
+
+from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, judge
+from gates.settings import GateSettings
+
+
+class DuplicatesGate(GateSettings):
+    """Exact duplicate rows inside a partition or repeating an earlier one."""
+
+    max_share: float = Field(
+        0.001, ge=0, le=1, description="Share of a partition's rows that may repeat an earlier row. "
+        "Event rows with a timestamp and an entity almost never repeat whole by chance: more than 1 "
+        "in 1000 is a retried batch or a fanning join.")
+    min_count: int = Field(5, ge=1, description="Fewer duplicate rows in a partition never block.")
+    columns: list[str] | None = Field(None, description="Columns hashed; default: every column.")
+    learn_from_calibration: bool = Field(
+        True, description="Use the natural duplicate share of the calibration file (key "
+        "duplicates.envelope) when it is larger than max_share.")
 
 
 def learned_share(cfg: Any) -> float | None:
@@ -62,7 +80,7 @@ def duplicate_counts(frames: dict[dt.date, pd.DataFrame], columns: list[str] | N
             samples)
 
 
-def check_duplicates(ingested: Any, cfg: Any, settings: Any) -> GateResult:
+def check_duplicates(ingested: Any, cfg: Any, settings: DuplicatesGate) -> GateResult:
     """Share of exact duplicate rows per partition (inside it, or repeating an earlier one)."""
     frames = {d: ingested.partition_frame(d) for d in ingested.expected if ingested.frames.get(d)}
     inside, earlier, samples = duplicate_counts(frames, settings.columns)
@@ -94,9 +112,26 @@ def check_duplicates(ingested: Any, cfg: Any, settings: Any) -> GateResult:
         threshold={"max_share": limit, "configured_max_share": settings.max_share,
                    "min_count": settings.min_count,
                    "source": "calibration" if learned is not None and learned > settings.max_share else "config"},
-        hint="Repeated rows come from a retried batch, an at-least-once consumer or a join that fans "
-        "out: deduplicate upstream (or on the named keys) before retraining.",
+        hint=DUPLICATES.hint,
         ok_summary=f"{duplicated} duplicate rows in {total} ({duplicated / total if total else 0:.3%}), "
         f"no partition above {limit:.2%}",
         details={"partitions": per_partition, "keys": keys},
     )
+
+
+DUPLICATES = Gate(
+    name="duplicates", family=Family.DATA, stage="data", settings=DuplicatesGate,
+    inputs=("ingested", "cfg"), check=check_duplicates,
+    # Depth 2: a copied file or partition (partitions, depth 1) also repeats rows; name that first.
+    cause=Cause(bucket="data", depth=2, meaning="rows were delivered more than once",
+                rules_out="exact duplicate rows inside a partition or across partitions",
+                next_check="Check the upstream job for retries or an at-least-once delivery, "
+                "and joins that fan out, for the partitions named."),
+    hint="Repeated rows come from a retried batch, an at-least-once consumer or a join that fans "
+    "out: deduplicate upstream (or on the named keys) before retraining.",
+    blocks_when="more than `max_share` (0.001) of a partition's rows repeat an earlier row exactly "
+    "(inside it or in an earlier partition; row hashes), naming the partition and sample "
+    "entity/timestamp keys; a calibration file's learned share wins when larger",
+    faults=("duplicated_rows",),
+)
+GATES = [DUPLICATES]

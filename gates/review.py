@@ -18,23 +18,36 @@ drift reference of the next run (the re-baseline). The decision goes to MLflow t
 from __future__ import annotations
 
 import getpass
+from functools import cache
 from typing import Any
-
-from prefect.input import RunInput
 
 from gates.results import Family, GateResult, Severity, Status
 
 NEVER_REVIEWABLE = frozenset({"contract", "partitions", "duplicates", "metric_sanity", "perfect_metric"})
 NEVER_FAMILIES = frozenset({Family.LEAKAGE, Family.ARTIFACT})
-REVIEWABLE = ("drift", "label_shift", "champion", "label_noise", "split_drift", "slices", "predictions")
 
 
-class ReviewDecision(RunInput):
-    """What a person decides about a reviewable block (the form in the Prefect UI)."""
+def reviewable_gates() -> list[str]:
+    """The declared gates a person may be allowed to override (config `review.gates` picks from these)."""
+    from gates import registry
 
-    approve: bool
-    reason: str
-    reviewer: str = ""
+    return [g.name for g in registry.gates()
+            if g.name not in NEVER_REVIEWABLE and g.family not in NEVER_FAMILIES]
+
+
+@cache
+def decision_input() -> type:
+    """The RunInput a paused run waits for (built on first use: parsing a config imports no Prefect)."""
+    from prefect.input import RunInput
+
+    class ReviewDecision(RunInput):
+        """What a person decides about a reviewable block (the form in the Prefect UI)."""
+
+        approve: bool
+        reason: str
+        reviewer: str = ""
+
+    return ReviewDecision
 
 
 def why_not_reviewable(result: GateResult, cfg: Any) -> str | None:
@@ -59,8 +72,8 @@ def reviewable(blocking: list[GateResult], cfg: Any) -> bool:
 
 
 def hold(ctx: Any, stage: str, blocking: list[GateResult]) -> dict[str, Any]:
-    """Pause the flow run for a person's decision; apply it to the blocking results and MLflow."""
-    import mlflow
+    """Pause the flow run for a person's decision and apply it to the blocking results (the
+    publisher records it in MLflow)."""
     from prefect import get_run_logger
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
@@ -71,9 +84,8 @@ def hold(ctx: Any, stage: str, blocking: list[GateResult]) -> dict[str, Any]:
         "stage %s blocked by reviewable gates (%s): waiting up to %ss for a decision in the Prefect UI "
         "or `gates approve RUN --reason ...` / `gates reject RUN --reason ...`", stage, names,
         cfg.review.timeout_seconds)
-    mlflow.set_tags({"review.state": "waiting", "review.stage": stage, "review.gates": names})
     try:
-        decision = pause_flow_run(wait_for_input=ReviewDecision.with_initial_data(
+        decision = pause_flow_run(wait_for_input=decision_input().with_initial_data(
             description=f"Blocked by {names}: approve (with a reason) or reject.", approve=False,
             reason=""), timeout=cfg.review.timeout_seconds, poll_interval=cfg.review.poll_seconds,
             key=f"review-{stage}")
@@ -83,7 +95,6 @@ def hold(ctx: Any, stage: str, blocking: list[GateResult]) -> dict[str, Any]:
         outcome = {"decision": "timeout", "reason": f"no decision within {cfg.review.timeout_seconds}s",
                    "reviewer": ""}
     outcome.update(stage=stage, gates=names)
-    mlflow.set_tags({f"review.{k}": str(v)[:5000] for k, v in outcome.items()} | {"review.state": "decided"})
     if outcome["decision"] == "approved":
         for result in blocking:
             result.severity = Severity.WARN
@@ -93,18 +104,6 @@ def hold(ctx: Any, stage: str, blocking: list[GateResult]) -> dict[str, Any]:
                      f"({outcome['reason']})")
     ctx.review = outcome
     return outcome
-
-
-def tag_version(ctx: Any, version: str | None) -> None:
-    """The promoted model version carries the decision that let it through."""
-    review = getattr(ctx, "review", None)
-    if not review or not version:
-        return
-    from gates import tracking
-
-    client = tracking.client(ctx.cfg)
-    for key, value in review.items():
-        client.set_model_version_tag(ctx.cfg.mlflow.registered_model, version, f"review.{key}", str(value))
 
 
 def resume(run: str, approve: bool, reason: str, reviewer: str | None = None) -> str:
@@ -123,6 +122,6 @@ def resume(run: str, approve: bool, reason: str, reviewer: str | None = None) ->
         if not found:
             raise LookupError(f"no flow run with id or name {run!r}") from None
         run_id = found[0].id
-    decision = ReviewDecision(approve=approve, reason=reason, reviewer=reviewer or getpass.getuser())
+    decision = decision_input()(approve=approve, reason=reason, reviewer=reviewer or getpass.getuser())
     resume_flow_run(run_id, run_input=decision.model_dump(mode="json"))
     return str(run_id)

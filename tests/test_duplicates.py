@@ -9,9 +9,9 @@ import json
 import pandas as pd
 import pytest
 
-from gates.config import DuplicatesGate, parse_config
+from gates.config import parse_config
 from gates.demo_data import generate_day
-from gates.duplicates import check_duplicates
+from gates.duplicates import DuplicatesGate, check_duplicates
 from gates.ingest import Ingested
 from tests.conftest import demo_config
 
