@@ -98,3 +98,58 @@ def test_never_reviewable_gates_are_refused_by_the_config(tmp_path, clean_data):
 
     with pytest.raises(ConfigError, match="can never be reviewed"):
         parse_config(demo_config(tmp_path, clean_data, review={"enabled": True, "gates": ["contract"]}))
+
+
+def test_only_reviewable_blocks_pause_and_the_champion_only_within_its_margin(tmp_path, clean_data):
+    from gates.config import parse_config
+    from gates.results import Family, GateResult, Status
+    from gates.review import reviewable, why_not_reviewable
+
+    cfg = parse_config(demo_config(tmp_path, clean_data, review=REVIEW))
+    drift = GateResult(name="drift", family=Family.DATA, status=Status.FAIL)
+    noise = GateResult(name="label_noise", family=Family.DATA, status=Status.FAIL)
+    assert reviewable([drift, noise], cfg)
+    contract = GateResult(name="contract", family=Family.DATA, status=Status.FAIL)
+    assert not reviewable([drift, contract], cfg)  # one bug among the blocks: no pause
+    assert "never" in why_not_reviewable(GateResult(name="row_overlap", family=Family.LEAKAGE,
+                                                    status=Status.FAIL), cfg)
+    assert "errored" in why_not_reviewable(GateResult(name="drift", family=Family.DATA,
+                                                      status=Status.ERROR), cfg)
+    close = cfg.gates.champion.max_regression + cfg.review.champion_margin / 2
+    far = cfg.gates.champion.max_regression + cfg.review.champion_margin * 2
+    assert reviewable([GateResult(name="champion", family=Family.MODEL, status=Status.FAIL,
+                                  measured={"change": -close})], cfg)
+    assert "beyond tolerance" in why_not_reviewable(GateResult(
+        name="champion", family=Family.MODEL, status=Status.FAIL, measured={"change": -far}), cfg)
+    cfg.review.enabled = False
+    assert not reviewable([drift], cfg)
+
+
+def test_review_gates_are_checked_against_the_registry(tmp_path, clean_data):
+    from gates.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"review\.gates.*'drfit'.*allowed: .*drift"):
+        parse_config(demo_config(tmp_path, clean_data, review={"gates": ["drfit"]}))
+
+
+def test_run_until_asks_the_reviewer_before_a_block_stops_the_run(clean_data, tmp_path):
+    from flows.stages import run_until
+    from gates.config import parse_config
+    from gates.context import RunContext
+    from gates.results import Family, GateReport, GateResult, Severity, Status
+
+    asked: list[str] = []
+
+    def blocked_drift(stage, ctx):
+        return [GateResult(name="drift", family=Family.DATA, status=Status.FAIL)] if stage == "data" else []
+
+    def approve(stage, ctx, results):
+        asked.append(stage)
+        for r in results:
+            r.severity = Severity.WARN
+
+    ctx = RunContext(cfg=parse_config(demo_config(tmp_path, clean_data)), run_date=RUN_DATE)
+    report = GateReport()
+    assert run_until(ctx, "split", report=report, run_gates=blocked_drift, review=approve)
+    assert asked == ["data"] and ctx.split is not None and not report.blocked
+    assert not run_until(RunContext(cfg=ctx.cfg, run_date=RUN_DATE), "split", run_gates=blocked_drift)
