@@ -109,6 +109,18 @@ class MlflowPublisher(Publisher):
             logger.info(note)
         if ctx.promotion.refused:
             logger.warning("not promoted: %s", ctx.promotion.refused)
+        elif ctx.review and ctx.promotion.version:  # the decision that let this version through
+            client = tracking.client(ctx.cfg)
+            for key, value in ctx.review.items():
+                client.set_model_version_tag(ctx.cfg.mlflow.registered_model, ctx.promotion.version,
+                                             f"review.{key}", str(value))
+
+    def review_waiting(self, stage: str, blocking: list[GateResult]) -> None:
+        mlflow.set_tags({"review.state": "waiting", "review.stage": stage,
+                         "review.gates": ",".join(r.name for r in blocking)})
+
+    def review_decided(self, outcome: dict[str, Any]) -> None:
+        mlflow.set_tags({f"review.{k}": str(v)[:5000] for k, v in outcome.items()} | {"review.state": "decided"})
 
     def gates_judged(self, stage: str, results: list[GateResult]) -> None:
         mlflow.set_tag(f"gates.stage.{stage}", "blocked" if any(r.blocks for r in results) else "passed")

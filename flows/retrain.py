@@ -33,7 +33,7 @@ from flows.publisher import MlflowPublisher  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
 from flows.stages import STAGE_NAMES, STAGES, Progress, Stage, run_until  # noqa: E402
 from flows.visibility import run_name  # noqa: E402
-from gates import data_gates, registry, report, tracking, visibility_mlflow  # noqa: E402
+from gates import data_gates, registry, report, review, tracking, visibility_mlflow  # noqa: E402
 from gates.config import ConfigError, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -138,6 +138,20 @@ def run_gate_tasks(stage: str, ctx: RunContext) -> list[GateResult]:
     if crashed is not None:
         raise crashed
     return results
+
+
+def reviewer(publisher: MlflowPublisher):
+    """With `review.enabled`: a gate stage whose blocking gates are all reviewable pauses the flow
+    run for a person's decision (gates/review.py); the publisher records the wait and the decision."""
+
+    def hold(stage: str, ctx: RunContext, results: list[GateResult]) -> None:
+        blocking = [r for r in results if r.blocks]
+        if not review.reviewable(blocking, ctx.cfg):
+            return
+        publisher.review_waiting(stage, blocking)
+        publisher.review_decided(review.hold(ctx, stage, blocking))
+
+    return hold
 
 
 # --------------------------------------------------------------------------- flow
@@ -273,7 +287,7 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
             summary.champion_run_id = champ.run_id if champ else None
             pause_point("start")
             run_until(ctx, "promote", report=gates, progress=progress, publisher=publisher,
-                      call=step_as_task, run_gates=run_gate_tasks)
+                      call=step_as_task, run_gates=run_gate_tasks, review=reviewer(publisher))
         except interruption_types() as exc:
             interruption = exc
             logger.warning(plain(f"run interrupted by {signal_name(exc)} during {progress.step}; "

@@ -184,7 +184,8 @@ def run_until(ctx: RunContext, until: str = "promote", *, since: str | None = No
               report: GateReport | None = None,
               progress: Progress | None = None, publisher: Publisher | None = None,
               call: Callable[[Stage, RunContext], None] | None = None,
-              run_gates: Callable[[str, RunContext], list[GateResult]] = run_in_process) -> bool:
+              run_gates: Callable[[str, RunContext], list[GateResult]] = run_in_process,
+              review: Callable[[str, RunContext, list[GateResult]], None] | None = None) -> bool:
     """Run the stages up to and including `until`; stop at the first whose gates block.
 
     True when every gate on the way passed. `since` resumes a context whose earlier steps ran.
@@ -192,6 +193,9 @@ def run_until(ctx: RunContext, until: str = "promote", *, since: str | None = No
     parallel gate tasks; `no_gates` skips them). A step that raises propagates;
     `progress.current` names it. After every step and gate stage there is a pause point
     (gates/pause.py), in the caller's thread: crash tests signal the run exactly there.
+    `review` is shown a gate stage's results when some block, before they stop the run (the
+    flow: pause for a person when every blocking gate is reviewable, gates/review.py; an
+    approval turns them into warnings).
     """
     for name in (until, since):
         if name is not None and name not in STAGE_NAMES:
@@ -210,6 +214,8 @@ def run_until(ctx: RunContext, until: str = "promote", *, since: str | None = No
         results: list[GateResult] = []
         if stage.gates:
             results = progress.timed(f"gates.{stage.gates}", lambda: run_gates(stage.gates, ctx))
+            if review is not None and any(r.blocks for r in results):
+                progress.timed(f"review.{stage.gates}", lambda: review(stage.gates, ctx, results))
             publisher.gates_judged(stage.gates, results)
             pause_point(f"gates.{stage.gates}")
         if stage.verdict:

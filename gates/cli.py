@@ -249,6 +249,46 @@ def compare(
         raise typer.Exit(2) from None
 
 
+def _decide(run: str, approve: bool, reason: str, reviewer: str | None) -> None:
+    from gates.review import resume
+
+    if not reason.strip():
+        err.print("--reason: say why (it is recorded in MLflow and on the model version)", style="red")
+        raise typer.Exit(2)
+    try:
+        run_id = resume(run, approve, reason, reviewer)
+    except Exception as exc:  # noqa: BLE001 - not paused, unknown run, timed out
+        err.print(f"cannot resume {run}: {type(exc).__name__}: {exc}", style="red")
+        raise typer.Exit(3) from None
+    console.print(f"{'approved' if approve else 'rejected'} flow run {run_id}: {escape_text(reason)}")
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.command("approve")
+def approve(
+    run: Annotated[str, typer.Argument(help="The paused Prefect flow run (id or name).")],
+    reason: Annotated[str, typer.Option(help="Why this block is accepted (recorded).")],
+    reviewer: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Approve a run paused for review (drift, label shift, champion by a small margin): it goes on."""
+    _decide(run, True, reason, reviewer)
+
+
+@app.command("reject")
+def reject(
+    run: Annotated[str, typer.Argument(help="The paused Prefect flow run (id or name).")],
+    reason: Annotated[str, typer.Option(help="Why the block stands (recorded).")],
+    reviewer: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Reject a run paused for review: it stays blocked."""
+    _decide(run, False, reason, reviewer)
+
+
 @app.command("scenarios")
 def scenarios(
     config: ConfigOpt = Path("configs/demo.yaml"),
@@ -266,6 +306,7 @@ def scenarios(
     import tempfile
 
     import yaml
+    from rich.markup import escape
     from rich.table import Table
 
     from gates.faults import FAULTS
@@ -282,12 +323,13 @@ def scenarios(
     root = workdir or Path(tempfile.mkdtemp(prefix="gates-scenarios-"))
     results = []
     table = Table(title=f"Fault catalogue on {cfg.name} ({day})")
-    for col in ("fault", "expected gate", "blocked by", "top cause", "seconds", "ok"):
+    for col in ("fault", "expected gate", "blocked by", "top cause", "size / margin", "seconds", "ok"):
         table.add_column(col, overflow="fold")
     for name in names:
         res = run_scenario(name, raw, Path(cfg.data.path), root / name, day)
         results.append(res)
         table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", _short(res.top_cause),
+                      escape("\n".join(x for x in (res.size, res.margin[:160]) if x)),
                       f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     if clean:
         from gates.demo_data import write_demo_data
@@ -300,7 +342,7 @@ def scenarios(
             res.fault = f"clean (seed {100 + seed})"
             results.append(res)
             table.add_row(res.fault, "(none)", ", ".join(res.blocked_by) or "-",
-                          _short(res.top_cause), f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
+                          _short(res.top_cause), "", f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps([as_row(r) for r in results], indent=2))

@@ -43,6 +43,7 @@ MAX_SECONDS = 86_400
 class Cadence(StrEnum):
     DAILY = "daily"
     WEEKLY = "weekly"
+    MONTHLY = "monthly"  # date=YYYY-MM or month-end dates; see gates/cadence.py
 
 
 class FeaturesConfig(Strict):
@@ -263,6 +264,32 @@ class RunnerConfig(Strict):
         "partitions per task over one).")
 
 
+class ReviewConfig(Strict):
+    """A reviewed override inside Prefect (gates/review.py): off by default."""
+
+    enabled: bool = Field(False, description="Pause a run whose blocking gates are all reviewable "
+                          "and wait for a person's decision (Prefect UI or `gates approve/reject`).")
+    gates: list[str] = Field(default_factory=lambda: ["drift", "label_shift", "champion"],
+                             description="Gates a person may override. Contract, partitions, "
+                             "duplicates, leakage and artifact gates are never reviewable.")
+    champion_margin: float = Field(0.01, ge=0, description="The champion gate is reviewable only when "
+                                   "its regression is within max_regression + this.")
+    timeout_seconds: int = Field(3600, ge=1, description="Without a decision by then the run stays blocked.")
+    poll_seconds: int = Field(5, ge=1, description="How often the paused run checks for a decision.")
+
+    @field_validator("gates")
+    def _only_reviewable(cls, value: list[str]) -> list[str]:
+        from gates.review import reviewable_gates  # the rule beside the override (derived from the registry)
+
+        allowed = reviewable_gates()
+        bad = [name for name in value if name not in allowed]
+        if bad:
+            raise ValueError(f"{bad} can never be reviewed (contract, partition, duplicate, leakage and "
+                             f"artifact failures are bugs; unknown names are typos); allowed: "
+                             f"{', '.join(allowed)}")
+        return value
+
+
 class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
                       description="Lower-case, digits and '-', at most 63 characters (Prefect "
@@ -278,6 +305,7 @@ class PipelineConfig(Strict):
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> PipelineConfig:

@@ -52,6 +52,7 @@ class RunContext:
     contract_validations: Callable[[], list] | None = None
     promotion: Any = None  # gates.promotion.Promotion, once the promote step ran
     notes: list[str] = field(default_factory=list)  # stated rules applied, e.g. first run
+    review: dict[str, Any] | None = None  # a person's decision on a reviewable block (gates/review.py)
 
     def values(self) -> dict[str, Any]:
         """What a gate may declare as an input: the run's values by name, and a few derived ones."""

@@ -173,10 +173,12 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
                       for k, v in list(short_detail.items())[:6])))
 
     # Stale: the newest usable partition is older than the allowed lag before the run date.
-    step = 7 if cadence is Cadence.WEEKLY else 1
+    # Judged at the cadence: the newest expected partition (yesterday, a week ago, last month's
+    # first day) is on time; max_lag_days more are tolerated.
     newest = max(usable) if usable else None
     lag = (ingested.run_date - newest).days if newest else None
-    allowed = settings.max_lag_days + step - 1
+    on_time = (ingested.run_date - expected[-1]).days if expected else 1
+    allowed = settings.max_lag_days + on_time - 1
     if newest is None:
         failures.append("stale data: no usable partition in the window")
     elif lag > allowed:

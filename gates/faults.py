@@ -31,6 +31,7 @@ class FaultTarget:
     config: dict[str, Any]
     run_date: dt.date
     seed: int = 0
+    sizes: list[str] = field(default_factory=list)  # what a sized fault reached (gates.fault_sizes)
 
     @property
     def fmt(self) -> DataFormat:
@@ -43,7 +44,8 @@ class FaultTarget:
 
     def files(self, day: dt.date) -> list[Path]:
         key = self.config["data"].get("partition_key", "date")
-        return discover(self.data_path, key, self.fmt).get(day, [])
+        cadence = Cadence(self.config["data"].get("cadence", "daily"))
+        return discover(self.data_path, key, self.fmt, cadence=cadence).get(day, [])
 
     def read(self, path: Path) -> pd.DataFrame:
         return read_file(path, self.fmt)
@@ -58,6 +60,28 @@ class FaultTarget:
         for day in days if days is not None else self.window():
             for path in self.files(day):
                 self.write(fn(self.read(path)), path)
+
+    def sample(self) -> pd.DataFrame:
+        """The newest partition's first file: what the column pickers look at."""
+        for day in reversed(self.window()):
+            for path in self.files(day):
+                return self.read(path)
+        raise FileNotFoundError(f"no partition files under {self.data_path}")
+
+    def column(self, kind: str, dtype: str | None = None, index: int = 0) -> str:
+        """A configured feature of `kind` (numeric|categorical), optionally of a data kind
+        (integer, bool, string): faults take their columns from the config, not the demo."""
+        frame = self.sample()
+        features = self.config["data"]["features"]
+        names = [c for c in features.get(kind, []) if c in frame]
+        if dtype is not None:
+            test = {"integer": pd.api.types.is_integer_dtype, "bool": pd.api.types.is_bool_dtype,
+                    "string": lambda s: pd.api.types.is_string_dtype(s) or s.dtype == object,
+                    "float": pd.api.types.is_float_dtype}[dtype]
+            names = [c for c in names if test(frame[c])]
+        if not names:
+            raise ValueError(f"this fault needs a {dtype or ''} {kind} feature in data.features.{kind}")
+        return names[min(index, len(names) - 1)]
 
     def add_hook(self, stage: str, path: str) -> None:
         self.config.setdefault("hooks", {}).setdefault(stage, []).append(path)
@@ -142,6 +166,19 @@ def duplicated_partition(target: FaultTarget) -> None:
     shutil.copyfile(first, first.with_name(f"part-1{first.suffix}"))
 
 
+@fault("duplicated_rows",
+       description="A retried micro-batch: 5% of one partition's rows are delivered twice inside "
+       "its single file (the row count barely moves; no file or partition is copied whole).")
+def duplicated_rows(target: FaultTarget) -> None:
+    day = target.window()[len(target.window()) // 3]
+
+    def repeat(f: pd.DataFrame) -> pd.DataFrame:
+        again = f.sample(frac=0.05, random_state=target.seed)
+        return pd.concat([f, again], ignore_index=True).sort_index(kind="stable")
+
+    target.rewrite(repeat, [day])
+
+
 @fault("short_partition",
        description="A partial load: one day holds a fifth of its usual rows.")
 def short_partition(target: FaultTarget) -> None:
@@ -157,77 +194,110 @@ def unreadable_file(target: FaultTarget) -> None:
 
 
 @fault("renamed_column",
-       description="Upstream renamed monthly_charges to monthly_charge in its last release.")
+       description="Upstream renamed a numeric column in its last release (monthly_charges -> "
+       "monthly_charge in the demo; the first float feature of the config).")
 def renamed_column(target: FaultTarget) -> None:
-    target.rewrite(lambda f: f.rename(columns={"monthly_charges": "monthly_charge"}), _recent(target, 4))
+    column = target.column("numeric", "float")
+    target.rewrite(lambda f: f.rename(columns={column: column.rstrip("s") + "_renamed"}), _recent(target, 4))
 
 
 @fault("dropped_column",
-       description="Upstream stopped exporting usage_minutes.")
+       description="Upstream stopped exporting a numeric column (the config's last numeric feature).")
 def dropped_column(target: FaultTarget) -> None:
-    target.rewrite(lambda f: f.drop(columns=["usage_minutes"]), _recent(target, 4))
+    column = target.column("numeric", index=10_000)
+    target.rewrite(lambda f: f.drop(columns=[column]), _recent(target, 4))
 
 
 @fault("dtype_change",
-       description="tenure_months arrives as float64 (an upstream cast) instead of int64.")
+       description="An integer column arrives as float64 (an upstream cast): tenure_months in the demo.")
 def dtype_change(target: FaultTarget) -> None:
-    target.rewrite(lambda f: f.assign(tenure_months=f["tenure_months"].astype("float64")), _recent(target, 4))
+    column = target.column("numeric", "integer")
+    target.rewrite(lambda f: f.assign(**{column: f[column].astype("float64")}), _recent(target, 4))
 
 
 @fault("null_burst",
-       description="A broken join upstream: 40% of monthly_charges are null for three days.")
+       description="A broken join upstream: 40% of a numeric column are null for three days.")
 def null_burst(target: FaultTarget) -> None:
     import numpy as np
 
+    column = target.column("numeric", "float")
+
     def burst(f: pd.DataFrame) -> pd.DataFrame:
         f = f.copy()
-        f.loc[np.random.default_rng(target.seed).random(len(f)) < 0.4, "monthly_charges"] = np.nan
+        f.loc[np.random.default_rng(target.seed).random(len(f)) < 0.4, column] = np.nan
         return f
 
     target.rewrite(burst, _recent(target, 3))
 
 
 @fault("out_of_range",
-       description="monthly_charges arrive in cents instead of currency units for two days.")
+       description="A currency column arrives in cents instead of units for two days (x100).")
 def out_of_range(target: FaultTarget) -> None:
-    target.rewrite(lambda f: f.assign(monthly_charges=f["monthly_charges"] * 100), _recent(target, 2))
+    column = target.column("numeric", "float")
+    target.rewrite(lambda f: f.assign(**{column: f[column] * 100}), _recent(target, 2))
 
 
 @fault("new_category",
-       description="A new upstream version title-cases regions ('North') and renames 'basic' to 'Basic plan'.")
+       description="A new upstream version title-cases one categorical column ('north' -> 'North') "
+       "and renames a value of another ('basic' -> 'Basic plan').")
 def new_category(target: FaultTarget) -> None:
+    first, second = target.column("categorical", "string"), target.column("categorical", "string", 1)
+
     def recase(f: pd.DataFrame) -> pd.DataFrame:
-        return f.assign(region=f["region"].str.title(),
-                        plan=f["plan"].replace({"basic": "Basic plan"}))
+        out = f.assign(**{first: f[first].str.title()})
+        if second != first:
+            common = f[second].mode().iloc[0]
+            out[second] = f[second].replace({common: f"{str(common).title()} plan"})
+        return out
 
     target.rewrite(recase, _recent(target, 3))
 
 
 @fault("bool_as_string",
-       description="is_promo arrives as the strings 'True'/'False' instead of booleans.")
+       description="A boolean column arrives as the strings 'True'/'False' instead of booleans.")
 def bool_as_string(target: FaultTarget) -> None:
-    target.rewrite(lambda f: f.assign(is_promo=f["is_promo"].map({True: "True", False: "False"})
-                                      .astype("str")), _recent(target, 3))
+    column = target.column("categorical", "bool")
+    target.rewrite(lambda f: f.assign(**{column: f[column].map({True: "True", False: "False"})
+                                      .astype("str")}), _recent(target, 3))
 
 
 @fault("covariate_drift", tags=["needs_champion"],
-       description="A product change doubles usage_minutes for the newest 12 days: every value "
-       "stays within the contract's range, but the distribution is not the champion's.")
+       description="A product change pushes a numeric feature into the upper half of its own range "
+       "for the newest days: every value stays one the contract allows, but the distribution is "
+       "not the champion's (sized against the feature's natural weekly PSI).")
 def covariate_drift(target: FaultTarget) -> None:
-    target.rewrite(lambda f: f.assign(usage_minutes=(f["usage_minutes"] * 2.2).round(1)), _recent(target, 12))
+    from gates.fault_sizes import covariate_shift
+
+    target.sizes.append(covariate_shift(target).describe())
 
 
 @fault("label_shift", tags=["needs_champion"],
-       description="The labelling job's churn definition changed: 35% of non-churners in the newest "
-       "14 days are now labelled churned.")
+       description="The labelling job's definition changed: negatives in the newest days are now "
+       "labelled positive (sized against the seasonal range of the weekly positive rate).")
 def label_shift(target: FaultTarget) -> None:
+    from gates.fault_sizes import label_rate_shift
+
+    target.sizes.append(label_rate_shift(target).describe())
+
+
+@fault("label_noise", tags=["needs_champion"],
+       description="A labelling job's join attaches the wrong outcome to 30% of the newest test "
+       "period's rows (labels flipped both ways): the base rate barely moves over the window, but "
+       "the model gates would call it a regression.")
+def label_noise(target: FaultTarget) -> None:
     import numpy as np
 
-    def relabel(f: pd.DataFrame) -> pd.DataFrame:
-        flip = (f["churned"] == 0) & (np.random.default_rng(target.seed + 1).random(len(f)) < 0.35)
-        return f.assign(churned=f["churned"].where(~flip, 1))
+    label = target.config["data"]["target"]
+    days = _recent(target, int(target.config.get("split", {}).get("test_days", 7)))
 
-    target.rewrite(relabel, _recent(target, 14))
+    def flip(f: pd.DataFrame) -> pd.DataFrame:
+        values = f[label].to_numpy()
+        positive, negative = values.max(), values.min()
+        turn = np.random.default_rng(target.seed + 3).random(len(f)) < 0.3
+        flipped = np.where(values == positive, negative, positive)
+        return f.assign(**{label: np.where(turn, flipped, values).astype(values.dtype)})
+
+    target.rewrite(flip, days)
 
 
 # --------------------------------------------------------------------------- model and artifact faults
@@ -249,10 +319,10 @@ def regressed_hyperparameters(target: FaultTarget) -> None:
 
 
 @fault("below_baseline",
-       description="A smoke-test max_iter=3 shipped: the candidate is no better than the simple "
-       "logistic-regression baseline.")
+       description="A smoke-test setting shipped (max_iter=1, max_leaf_nodes=2): the candidate is a "
+       "single split, no better than the simple logistic-regression baseline in any season.")
 def below_baseline(target: FaultTarget) -> None:
-    _set_params(target, max_iter=3)
+    _set_params(target, max_iter=1, max_leaf_nodes=2)
 
 
 @fault("constant_predictions",
@@ -263,16 +333,20 @@ def constant_predictions(target: FaultTarget) -> None:
 
 
 class ExposureNormalisedClassifier(ClassifierMixin, BaseEstimator):
-    """A hand-written wrapper that turns the probability into a per-support-call rate and back,
-    without guarding zero calls: 0/0 gives NaN for every customer who never called."""
+    """A hand-written wrapper that turns the probability into a per-exposure rate and back,
+    without guarding zero exposure: 0/0 gives NaN for every row whose exposure is 0. The exposure
+    is the named column or, by default, the numeric input with the most zeros (support_calls in
+    the demo)."""
 
-    def __init__(self, base: Any = None, exposure: str = "support_calls") -> None:
+    def __init__(self, base: Any = None, exposure: str | None = None) -> None:
         self.base = base
         self.exposure = exposure
 
     def fit(self, X: pd.DataFrame, y: Any) -> ExposureNormalisedClassifier:
         from sklearn.base import clone
 
+        numeric = X.select_dtypes("number")
+        self.exposure_ = self.exposure or str((numeric == 0).mean().idxmax())
         self.base_ = clone(self.base).fit(X, y)
         self.classes_ = self.base_.classes_
         return self
@@ -281,7 +355,7 @@ class ExposureNormalisedClassifier(ClassifierMixin, BaseEstimator):
         import numpy as np
 
         p = self.base_.predict_proba(X)[:, 1]
-        calls = X[self.exposure].to_numpy(dtype=float)
+        calls = X[self.exposure_].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             p = (p / calls) * calls
         return np.column_stack([1 - p, p])
@@ -301,37 +375,48 @@ def nan_metric_pipeline(cfg: Any) -> Any:
 
 
 @fault("nan_metric",
-       description="A custom estimator divides by support_calls without guarding zero: NaN "
+       description="A custom estimator divides by a count feature (the numeric input with the most "
+       "zeros: support_calls in the demo) without guarding zero: NaN "
        "probabilities, so every metric is NaN.")
 def nan_metric(target: FaultTarget) -> None:
     target.config.setdefault("model", {})["pipeline"] = "gates.faults:nan_metric_pipeline"
 
 
-SLICE_COLLAPSE_REGION = "west"
+class BlankSlice(BaseEstimator):
+    """A regional enrichment whose lookup table lost one value of a slice column: that slice's
+    numeric features become NaN. The value lost is the smallest one holding at least 10 % of the
+    rows (region='west' in the demo), chosen at fit time from the data."""
 
+    def __init__(self, column: str = "") -> None:
+        self.column = column
 
-def blank_region_numeric(X: pd.DataFrame, column: str = "region", value: str = SLICE_COLLAPSE_REGION) -> pd.DataFrame:
-    """A regional enrichment whose lookup table lost one region: its numeric features become NaN."""
-    X = X.copy()
-    rows = (X[column] == value).to_numpy()
-    numeric = X.select_dtypes("number").columns
-    X.loc[rows, numeric] = float("nan")
-    return X
+    def fit(self, X: pd.DataFrame, y: Any = None) -> BlankSlice:
+        shares = X[self.column].value_counts(normalize=True)
+        big = shares[shares >= 0.1]
+        self.value_ = (big if len(big) else shares).index[-1]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X.copy()
+        rows = (X[self.column] == self.value_).to_numpy()
+        X.loc[rows, X.select_dtypes("number").columns] = float("nan")
+        return X
 
 
 def slice_collapse_pipeline(cfg: Any) -> Any:
     """model.pipeline factory for the slice_collapse fault."""
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
 
     from gates.training import preprocessor, make_estimator
 
-    return Pipeline([("regional_enrichment", FunctionTransformer(blank_region_numeric)),
+    column = (cfg.data.slices or cfg.data.features.categorical)[0]
+    return Pipeline([("regional_enrichment", BlankSlice(column)),
                      ("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
 
 
 @fault("slice_collapse", tags=["needs_champion"],
-       description=f"A feature step loses region={SLICE_COLLAPSE_REGION!r}'s numeric features: the "
+       description="A feature step loses one slice value's numeric features (the first slice column, "
+       "its smallest value with >= 10% of rows: region='west' in the demo): the "
        "model is blind on that slice while the overall metric moves less.")
 def slice_collapse(target: FaultTarget) -> None:
     target.config.setdefault("model", {})["pipeline"] = "gates.faults:slice_collapse_pipeline"
@@ -552,18 +637,16 @@ def feature_not_at_serving(target: FaultTarget) -> None:
         OFFLINE_COLUMN: (rng.normal(0.0, 1.0, len(f)) - 0.4 * f[label]).round(3)}), served=False)
 
 
-SKEWED_COLUMN = "monthly_charges"
-
-
 def standardise_outside_pipeline(ctx: Any) -> None:
-    """after_ingest hook: a feature job standardises monthly_charges on the training frame only;
-    serving sends the raw value to the exported model."""
-    column = ctx.frame[SKEWED_COLUMN]
-    ctx.frame[SKEWED_COLUMN] = (column - column.mean()) / column.std()
+    """after_ingest hook: a feature job standardises a numeric feature (the config's first float
+    one: monthly_charges in the demo) on the training frame only; serving sends the raw value."""
+    name = next(c for c in ctx.cfg.data.features.numeric if pd.api.types.is_float_dtype(ctx.frame[c]))
+    column = ctx.frame[name]
+    ctx.frame[name] = (column - column.mean()) / column.std()
 
 
 @fault("preprocessing_skew",
-       description=f"An after_ingest hook standardises {SKEWED_COLUMN!r} outside the model "
+       description="An after_ingest hook standardises a numeric feature outside the model "
        "pipeline: evaluation looks fine, but raw serving rows get different predictions.")
 def preprocessing_skew(target: FaultTarget) -> None:
     target.add_hook("after_ingest", "gates.faults:standardise_outside_pipeline")

@@ -76,21 +76,29 @@ class Ingested:
 
 def expected_partitions(run_date: dt.date, window_days: int, cadence: Cadence) -> list[dt.date]:
     """The partitions a run on `run_date` trains on: the window before the run date."""
+    if cadence is Cadence.MONTHLY:
+        from gates.cadence import monthly_partitions
+
+        return monthly_partitions(run_date, window_days)
     step = 7 if cadence is Cadence.WEEKLY else 1
     return sorted(run_date - dt.timedelta(days=k) for k in range(step, window_days + 1, step))
 
 
 def discover(root: Path, key: str, fmt: DataFormat,
              bad: dict[Path, str] | None = None,
-             ignored: dict[dt.date, list[str]] | None = None) -> dict[dt.date, list[Path]]:
-    """Map each partition date under `root` to its data files (hive layout `key=YYYY-MM-DD`).
+             ignored: dict[dt.date, list[str]] | None = None,
+             cadence: Cadence | None = None) -> dict[dt.date, list[Path]]:
+    """Map each partition date under `root` to its data files (hive layout `key=YYYY-MM-DD`, or
+    `key=YYYY-MM` for a month; with the monthly cadence every date maps to its month).
 
     A folder named like a partition whose value is not a date (`date=2026-02-30`,
     `date=yesterday`) or that cannot be opened (a symlink loop, a dangling link) is recorded in
     `bad` when given; files of another format in a partition are listed in `ignored`. A data file
     that is a dangling or looping symlink is kept, so reading it fails naming the file.
     """
-    pattern = re.compile(rf"^{re.escape(key)}=(\d{{4}}-\d{{2}}-\d{{2}})$")
+    from gates.cadence import partition_date
+
+    pattern = re.compile(rf"^{re.escape(key)}=(\d{{4}}-\d{{2}}(?:-\d{{2}})?)$")
     found: dict[dt.date, list[Path]] = {}
     if not root.is_dir():
         return found
@@ -100,11 +108,10 @@ def discover(root: Path, key: str, fmt: DataFormat,
         match = pattern.match(child.name.strip())
         if not match:
             if bad is not None:
-                bad[child] = f"partition name is not {key}=YYYY-MM-DD"
+                bad[child] = f"partition name is not {key}=YYYY-MM-DD (or {key}=YYYY-MM)"
             continue
-        try:
-            day = dt.date.fromisoformat(match.group(1))
-        except ValueError:
+        day = partition_date(match.group(1), cadence)
+        if day is None:
             if bad is not None:
                 bad[child] = f"{match.group(1)!r} is not a calendar date"
             continue
@@ -205,7 +212,7 @@ def ingest(cfg: PipelineConfig, run_date: dt.date, workers: int | None = None) -
     expected = expected_partitions(run_date, data.window_days, data.cadence)
     bad: dict[Path, str] = {}
     ignored: dict[dt.date, list[str]] = {}
-    found = discover(Path(data.path), data.partition_key, data.format, bad, ignored)
+    found = discover(Path(data.path), data.partition_key, data.format, bad, ignored, cadence=data.cadence)
     in_window = {d: found[d] for d in expected if d in found}
     result = Ingested(run_date=run_date, expected=expected, files=in_window, all_dirs=found,
                       bad_entries=bad, ignored={d: v for d, v in ignored.items() if d in in_window})

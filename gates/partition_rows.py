@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from gates.cadence import add_months
 from gates.config import Cadence, PipelineConfig, Task
 from gates.ingest import Ingested
 
@@ -63,6 +64,7 @@ def check_event_times(ingested: Ingested, column: str, cadence: Cadence, setting
     out = RowFindings()
     days = CADENCE_DAYS.get(str(cadence.value))  # a cadence without a fixed length: future only
     step = dt.timedelta(days=days or 0)
+    monthly = cadence is Cadence.MONTHLY  # a month partition's period is its calendar month
     tolerance = pd.Timedelta(minutes=settings.period_tolerance_minutes)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     latest = pd.Timestamp(now) + pd.Timedelta(minutes=settings.future_tolerance_minutes)
@@ -76,9 +78,9 @@ def check_event_times(ingested: Ingested, column: str, cadence: Cadence, setting
                 continue
             times, bad = _as_utc_naive(frame[column])
             start = pd.Timestamp(day) - tolerance
-            end = pd.Timestamp(day + step) + tolerance
+            end = pd.Timestamp(add_months(day, 1) if monthly else day + step) + tolerance
             is_future = (times > latest).to_numpy()
-            is_outside = (((times < start) | (times >= end)).to_numpy() & ~is_future if days
+            is_outside = (((times < start) | (times >= end)).to_numpy() & ~is_future if days or monthly
                           else np.zeros(len(times), dtype=bool))
             key = day.isoformat()
             for store, mask in ((future, is_future), (outside, is_outside)):

@@ -28,9 +28,9 @@ Bucket = Literal["data", "model", "pipeline"]
 GATE_STAGES = ("data", "leakage", "model", "artifact")
 # Modules that declare gates; their order is the order gates run and are reported within a stage.
 # gates.model_integrity first: the champion's files are judged before anything else of the run.
-GATE_MODULES = ("gates.model_integrity", "gates.data_gates", "gates.leakage_gates",
-                "gates.preprocessing_fit", "gates.model_gates", "gates.artifact_gates",
-                "gates.serving_skew")
+GATE_MODULES = ("gates.model_integrity", "gates.data_gates", "gates.duplicates", "gates.leakage_gates",
+                "gates.preprocessing_fit", "gates.label_noise", "gates.model_gates",
+                "gates.artifact_gates", "gates.serving_skew")
 
 
 class Cause(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from gates.cadence import partition_date
 from gates.faults import FAULTS, FaultTarget
 
 # Gates that judge against the last promoted run: their scenarios promote a clean run first.
@@ -34,6 +35,8 @@ class ScenarioResult:
     top_cause: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    size: str = ""  # what a sized fault reached against the data's natural variation
+    margin: str = ""  # the expected gate's own finding: measured against its threshold
 
     @property
     def ok(self) -> bool:
@@ -49,9 +52,8 @@ def _copy_window(src: Path, dst: Path, key: str, first: dt.date, last: dt.date) 
         name = child.name
         if not child.is_dir() or not name.startswith(f"{key}="):
             continue
-        try:
-            day = dt.date.fromisoformat(name.split("=", 1)[1].strip())
-        except ValueError:
+        day = partition_date(name.split("=", 1)[1])
+        if day is None:
             continue
         if first <= day <= last:
             shutil.copytree(child, dst / name)
@@ -101,8 +103,9 @@ def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, wor
         if champion.verdict != "passed":
             raise RuntimeError(f"the clean run that should set the champion was blocked: {champion.headline}")
     started = time.perf_counter()
+    target = FaultTarget(data_path=data, config=raw, run_date=run_date)
     if fault is not None:
-        fault.apply(FaultTarget(data_path=data, config=raw, run_date=run_date))
+        fault.apply(target)
     summary = _run(raw, work, run_date, fault_name or "clean")
     seconds = time.perf_counter() - started
     diagnosis = summary.diagnosis
@@ -116,7 +119,16 @@ def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, wor
         top_cause=diagnosis.root_cause if diagnosis else summary.headline,
         seconds=round(seconds, 2),
         warnings=[r.name for r in summary.report.warnings],
+        size="; ".join(target.sizes),
+        margin=_margin(summary.report.by_name(fault.expected_gate)) if fault else "",
     )
+
+
+def _margin(result) -> str:
+    """The expected gate's finding in one line: what it measured against which threshold."""
+    if result is None:
+        return "(gate did not run)"
+    return f"{result.status}: {result.summary}"
 
 
 def as_row(result: ScenarioResult) -> dict[str, Any]:

@@ -33,3 +33,40 @@ def test_clean_runs_pass_with_natural_variation(seed, tmp_path):
     base = demo_config(tmp_path, source)
     result = run_scenario(None, base, source, tmp_path / "work", run_date, champion_lead_days=7)
     assert result.verdict == "passed", result
+
+
+# The catalogue must hold on any run date (issue 15.4): the faults whose effect depends on the
+# data's season (drift, label shift, model quality) are replayed in three more seasons, each with
+# its own demo seed, on small data, all before today (the partitions gate blocks future event times). One xdist group per season: its data is written once per worker.
+SEASONS = {"spring": (dt.date(2026, 3, 21), 21), "autumn": (dt.date(2026, 10, 14), 22),
+           "winter": (dt.date(2026, 1, 9), 23)}
+SEASON_SENSITIVE = ["covariate_drift", "label_shift", "below_baseline", "regressed_hyperparameters"]
+
+
+@pytest.fixture(scope="module")
+def season_data(tmp_path_factory):
+    written: dict[str, object] = {}
+
+    def get(season: str):
+        if season not in written:
+            run_date, seed = SEASONS[season]
+            root = tmp_path_factory.mktemp(f"season-{season}") / "churn"
+            write_demo_data(root, run_date - dt.timedelta(days=1), days=34, rows_per_day=700, seed=seed)
+            written[season] = root
+        return written[season]
+
+    return get
+
+
+@pytest.mark.parametrize("season,fault_name", [
+    pytest.param(season, name, marks=pytest.mark.xdist_group(f"season-{season}"))
+    for season in SEASONS for name in SEASON_SENSITIVE])
+def test_sized_fault_holds_in_every_season(season, fault_name, season_data, tmp_path):
+    source = season_data(season)
+    run_date, _ = SEASONS[season]
+    result = run_scenario(fault_name, demo_config(tmp_path, source), source, tmp_path / "work", run_date)
+    assert result.verdict == "blocked", f"{season}/{fault_name}: not blocked ({result.warnings=})"
+    assert FAULTS[fault_name].expected_gate in result.blocked_by, result
+    assert result.top_cause_gate == FAULTS[fault_name].expected_gate, result
+    if fault_name in ("covariate_drift", "label_shift"):
+        assert "margin x" in result.size, result  # the size is stated against natural variation

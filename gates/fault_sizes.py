@@ -1,0 +1,148 @@
+"""Fault sizes relative to the data's own natural variation, so the catalogue holds on any date.
+
+A fault sized in absolute terms ("double a column for 12 days", "flip 35 % of labels for 14 days")
+is large in one season, window length or dataset and lost in the noise of another: the catalogue
+then passes on the test's fixed date and fails on today's. Here a fault measures what the clean
+data does on its own (the PSI of each week against the window, the range of the weekly positive
+rate), then picks the smallest size from a short ladder that clears both that natural variation
+and the gate's block threshold by a stated margin, and records the size it reached.
+
+The columns come from the config (features, target), never from the demo's names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from gates.drift import psi
+
+if TYPE_CHECKING:
+    from gates.faults import FaultTarget
+
+MARGIN = 3.0  # a sized fault reaches at least this multiple of max(natural variation, threshold)
+SHARES = (0.5, 0.75, 1.0)  # newest share of the window a sized fault hits, smallest first
+
+
+@dataclass
+class FaultSize:
+    """What a sized fault reached, against the data's natural variation and the gate's threshold."""
+
+    measure: str
+    achieved: float
+    natural: float
+    threshold: float
+    affected: str
+
+    @property
+    def margin(self) -> float:
+        floor = max(self.natural, self.threshold)
+        return self.achieved / floor if floor > 0 else math.inf
+
+    def describe(self) -> str:
+        return (f"{self.measure} {self.achieved:.3g} ({self.affected}); natural {self.natural:.3g}, "
+                f"block {self.threshold:.3g}: margin x{self.margin:.1f}")
+
+
+def window_frames(target: FaultTarget) -> dict[dt.date, list[tuple]]:
+    """Each window day's files with their frames: read once, rewritten by the sized faults."""
+    return {day: [(path, target.read(path)) for path in target.files(day)] for day in target.window()}
+
+
+def weekly_blocks(days: list[dt.date], size: int = 7) -> list[list[dt.date]]:
+    blocks = [days[i:i + size] for i in range(0, len(days), size)]
+    return [b for b in blocks if len(b) == size] or [days]
+
+
+def _decile_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+
+
+def numeric_column(target: FaultTarget, frame: pd.DataFrame) -> str:
+    """The configured numeric feature with the most distinct values (a continuous one)."""
+    numeric = [c for c in target.config["data"]["features"].get("numeric", []) if c in frame]
+    if not numeric:
+        raise ValueError("this fault needs a numeric feature in data.features.numeric")
+    return max(numeric, key=lambda c: (frame[c].nunique(), -numeric.index(c)))
+
+
+def covariate_shift(target: FaultTarget, bins: int = 10) -> FaultSize:
+    """Move the newest share of the window of one numeric feature into the upper half of its own
+    clean distribution: every value stays one the feature already takes (the contract passes),
+    the distribution does not. The share grows until the window's PSI clears MARGIN times the
+    larger of the natural weekly PSI and the drift gate's psi_block."""
+    frames = window_frames(target)
+    days = [d for d in frames if frames[d]]
+    clean = pd.concat([f for d in days for _, f in frames[d]], ignore_index=True)
+    column = numeric_column(target, clean)
+    values = pd.to_numeric(clean[column], errors="coerce").dropna().to_numpy(dtype="float64")
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    reference = _decile_counts(values, edges)
+    natural = 0.0
+    for block in weekly_blocks(days):
+        week = pd.concat([f[column] for d in block for _, f in frames[d]])
+        week = pd.to_numeric(week, errors="coerce").dropna().to_numpy(dtype="float64")
+        natural = max(natural, psi(reference, _decile_counts(week, edges)))
+    block = float(target.config.get("gates", {}).get("drift", {}).get("psi_block", 0.25))
+    upper = np.sort(values[values >= np.quantile(values, 0.5)])
+    rng = np.random.default_rng(target.seed + 11)
+    for share in SHARES:
+        hit = days[-max(1, math.ceil(share * len(days))):]
+        shifted = {}
+        for d in hit:
+            for path, frame in frames[d]:
+                mask = frame[column].notna().to_numpy()
+                new = frame[column].to_numpy(dtype="float64", na_value=np.nan, copy=True)
+                new[mask] = rng.choice(upper, size=int(mask.sum()))
+                shifted[path] = frame.assign(**{column: pd.Series(new, index=frame.index).astype(frame[column].dtype)})
+        current = pd.concat([shifted.get(p, f)[column] for d in days for p, f in frames[d]])
+        achieved = psi(reference, _decile_counts(pd.to_numeric(current).dropna().to_numpy(dtype="float64"), edges))
+        if achieved >= MARGIN * max(natural, block) or share == SHARES[-1]:
+            break
+    for path, frame in shifted.items():
+        target.write(frame, path)
+    return FaultSize(f"PSI of {column!r}", achieved, natural, block,
+                     f"newest {len(hit)} of {len(days)} days moved into the upper half")
+
+
+def label_rate_shift(target: FaultTarget) -> FaultSize:
+    """Relabel negatives as positives in the newest share of the window (a changed labelling
+    job). The window's positive-rate change reaches MARGIN times the larger of the seasonal range
+    of the weekly positive rate and the label_shift gate's block threshold (capped at 95 % of
+    the negatives relabelled)."""
+    label = target.config["data"]["target"]
+    frames = window_frames(target)
+    days = [d for d in frames if frames[d]]
+    clean = pd.concat([f[label] for d in days for _, f in frames[d]], ignore_index=True)
+    positive = clean.max()
+    rate = float((clean == positive).mean())
+    weekly = [float(pd.concat([f[label] for d in b for _, f in frames[d]]).eq(positive).mean())
+              for b in weekly_blocks(days)]
+    natural = max(weekly) - min(weekly)
+    block = float(target.config.get("gates", {}).get("label_shift", {}).get("block", 0.08))
+    wanted = MARGIN * max(natural, block)
+    for share in SHARES:
+        hit = days[-max(1, math.ceil(share * len(days))):]
+        rows_hit = sum(len(f) for d in hit for _, f in frames[d])
+        negatives_hit = sum(int((f[label] != positive).sum()) for d in hit for _, f in frames[d])
+        flip = min(0.95, wanted * len(clean) / max(1, negatives_hit))
+        if flip < 0.95 or share == SHARES[-1]:
+            break
+    rng = np.random.default_rng(target.seed + 1)
+    flipped = 0
+    for d in hit:
+        for path, frame in frames[d]:
+            turn = (frame[label] != positive).to_numpy() & (rng.random(len(frame)) < flip)
+            flipped += int(turn.sum())
+            new = frame[label].copy()
+            new[turn] = positive
+            target.write(frame.assign(**{label: new}), path)
+    achieved = flipped / len(clean)
+    return FaultSize(f"positive rate of {label!r} change (from {rate:.3f})", achieved, natural, block,
+                     f"{flip:.0%} of negatives relabelled in the newest {len(hit)} of {len(days)} days, "
+                     f"{rows_hit} rows")
