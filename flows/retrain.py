@@ -27,6 +27,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
+from gates import evidence_gates, evidence_report  # noqa: E402
 from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -97,6 +98,11 @@ def evaluate_task(ctx: RunContext) -> None:
     ctx.metrics, ctx.scores = evaluate(ctx.model, ctx.split.test, ctx.cfg)
     ctx.baseline_metrics = {n: evaluate(m, ctx.split.test, ctx.cfg)[0] for n, m in ctx.baselines.items()}
     evaluate_champion(ctx)
+    try:  # the debugging evidence; the gates that judge it error (fail closed) when it is missing
+        ctx.evidence = evidence_gates.collect_for_run(ctx)
+    except Exception as exc:  # noqa: BLE001
+        ctx.notes.append(f"model evidence could not be computed: {type(exc).__name__}: {exc}")
+        get_run_logger().exception("model evidence failed")
 
 
 @task(name="export", cache_policy=NO_CACHE)
@@ -230,6 +236,7 @@ def _stages(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     mlflow.log_metrics({f"test.{k}": v for k, v in ctx.metrics.items()})
     for name, scores in ctx.baseline_metrics.items():
         mlflow.log_metrics({f"baseline.{name}.{k}": v for k, v in scores.items()})
+    evidence_report.log(ctx.evidence, ctx.scores, cfg.task, ctx.metrics)  # failure set, segments, plots
     if ctx.champion_metrics:  # the champion scored on the same test rows, for MLflow's compare view
         mlflow.log_metrics({f"champion.{k}": v for k, v in ctx.champion_metrics.items()})
         mlflow.log_metrics(champion_deltas(ctx.metrics, ctx.champion_metrics))
@@ -299,6 +306,7 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
         context.setdefault("notes", "")
         context["notes"] = (context["notes"] + "; " + note).lstrip("; ")
     summary.report_markdown = report.markdown(gates, context, summary.diagnosis)
+    summary.report_markdown += "\n" + evidence_report.markdown(ctx.evidence)
 
     tracking.log_gate_results(gates.results)
     tracking.log_report(gates, summary.report_markdown)
@@ -317,6 +325,9 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary) -> None:
     if gates.results:
         create_table_artifact(table=report.table_rows(gates), key=f"{key}-gate-results",
                               description="Every gate's verdict")
+    if ctx.evidence is not None:
+        create_table_artifact(table=evidence_report.failure_rows(ctx.evidence), key=f"{key}-failure-set",
+                              description="The candidate's most consequential errors, with the champion's score")
 
 
 @flow(name="retrain", log_prints=True)

@@ -283,6 +283,51 @@ class PredictionsGate(GateSettings):
     max_rate_change: float = Field(
         0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion."
     )
+    score_psi_warn: float = Field(
+        0.25, ge=0, description="PSI of the scores against the champion's (same rows or its own "
+        "evaluation) that warns. A class never predicted always blocks.")
+
+
+class WeakSegmentsGate(GateSettings):
+    """Segments searched (single features and pairs), not configured; see gates.model_evidence."""
+
+    min_support: int = Field(200, ge=1, description="Test rows a segment needs to be judged.")
+    bins: int = Field(5, ge=2, le=20, description="Quantile bins per numeric feature.")
+    top_categories: int = Field(8, ge=1, description="Most frequent values per categorical feature.")
+    pairs: bool = Field(True, description="Search pairs of features as well as single features.")
+    sample_rows: int = Field(200_000, ge=1000, description="Test rows searched (seeded sample).")
+    warn_excess: float = Field(0.2, ge=0, description="Extra loss against the champion in a segment, "
+                               "beyond the overall change, in units of the champion's loss, that warns.")
+    block_excess: float = Field(0.5, ge=0, description="... that blocks (with block_relative_increase).")
+    warn_relative_increase: float = Field(0.2, ge=0, description="The segment's own relative loss increase to warn.")
+    block_relative_increase: float = Field(0.5, ge=0, description="... to block.")
+    report_top: int = Field(10, ge=1, description="Segments listed in the report.")
+
+
+class CalibrationGate(GateSettings):
+    bins: int = Field(10, ge=2, le=50, description="Confidence buckets (uniform) of the reliability table.")
+    max_ece: float = Field(0.1, ge=0, le=1, description="Expected calibration error that blocks "
+                           "(with max_ece_increase).")
+    max_ece_increase: float = Field(0.05, ge=0, le=1, description="ECE increase over the champion's, same rows.")
+    warn_ece_increase: float = Field(0.03, ge=0, le=1, description="ECE increase over the champion's that warns.")
+
+
+class RelianceShiftGate(GateSettings):
+    sample_rows: int = Field(2000, ge=100, le=100_000, description="Test rows for permutation importance.")
+    n_repeats: int = Field(3, ge=1, le=20, description="Permutations per feature.")
+    max_share_jump: float = Field(0.3, ge=0, le=1, description="Growth of a feature's share of the "
+                                  "importance against the champion that blocks (a shortcut).")
+    vanish_share: float = Field(0.1, ge=0, le=1, description="A feature with at least this share "
+                                "under the champion ...")
+    vanish_ratio: float = Field(0.2, ge=0, le=1, description="... that keeps less than this fraction "
+                                "of it under the candidate has vanished (warns).")
+
+
+class EvidenceConfig(Strict):
+    """Model debugging evidence logged with every evaluated run (gates.model_evidence)."""
+
+    failure_rows: int = Field(300, ge=1, le=100_000, description="Most consequential errors kept "
+                              "in the failure set (evidence/failure_set.parquet).")
 
 
 class ArtifactGate(GateSettings):
@@ -385,6 +430,7 @@ class PipelineConfig(Strict):
     mlflow: MlflowConfig
     export: ExportConfig = Field(default_factory=ExportConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)

@@ -37,5 +37,6 @@ class RunContext:
     champion_metrics: dict[str, float] | None = None
     champion_scores: np.ndarray | None = None
     champion_error: str | None = None
+    evidence: Any = None  # gates.evidence_gates.ModelEvidence, once evaluated
     exported: Exported | None = None
     notes: list[str] = field(default_factory=list)  # stated rules applied, e.g. first run

@@ -182,20 +182,46 @@ def check_slices(test: pd.DataFrame, scores: np.ndarray, champion_scores: np.nda
 
 
 def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cfg: PipelineConfig,
-                      settings: PredictionsGate) -> GateResult:
-    """Constant predictions block; the prediction level must stay near the champion's on the same rows.
+                      settings: PredictionsGate, distribution: dict | None = None) -> GateResult:
+    """Constant predictions or a class never predicted block; the level must stay near the champion's.
 
     Level: the share of positive predictions (classification, score >= 0.5) as an absolute
     change, or the mean prediction (regression) as a change relative to the champion's mean.
+    A class never predicted blocks whatever the severity (a model that never says "churn" is
+    broken, not shifted). The score distribution (`gates.model_evidence.prediction_distribution`)
+    warns when its PSI against the champion's, on the same rows or in its own evaluation, is
+    past `score_psi_warn`.
     """
+    from gates.model_evidence import prediction_distribution
+
     task = cfg.task
     profile = prediction_profile(scores, task)
     what = "positive-prediction share" if task is Task.CLASSIFICATION else "mean prediction"
     failures: list[str] = []
+    warnings: list[str] = []
+    always_blocks = False
     measured: dict = {"level": profile["level"], "std": profile["std"], "distinct": profile["distinct"]}
     if profile["distinct"] <= 1:
         failures.append(f"the candidate predicts one constant value ({profile['mean']:.4g}) for all "
                         f"{len(scores)} test rows")
+    dist = distribution if distribution is not None else prediction_distribution(scores, champion_scores, task)
+    if dist.get("never_predicted"):
+        always_blocks = True
+        counts = dist["predicted_classes"]
+        failures.insert(0, f"class {', '.join(dist['never_predicted'])} is never predicted on {len(scores)} "
+                        f"test rows (predicted classes: {counts}; no score reaches 0.5)")
+        measured["positive_predictions"] = counts.get("1")
+    if dist.get("champion_metric"):  # read by the diagnosis: did the champion itself get worse?
+        cm = dist["champion_metric"]
+        measured.update(champion_metric_own_evaluation=cm["own_evaluation"], champion_metric_now=cm["now"],
+                        greater_is_better=cm["greater_is_better"])
+    for key, against in (("psi_vs_champion", "the champion's scores on the same rows"),
+                         ("psi_vs_champion_evaluation", "the champion's scores in its own evaluation")):
+        value = dist.get(key)
+        if value is not None:
+            measured[f"score_{key}"] = value
+            if math.isfinite(value) and value > settings.score_psi_warn:
+                warnings.append(f"score distribution PSI {value:.3f} against {against} (> {settings.score_psi_warn})")
     if profile["non_finite"]:
         failures.append(f"{profile['non_finite']} non-finite predictions")
     if champion_scores is not None:
@@ -207,14 +233,17 @@ def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cf
         if not abs(change) <= settings.max_rate_change:
             failures.append(f"{what} {profile['level']:.4g} vs champion {champ['level']:.4g} on the same "
                             f"rows: change {change:+.4g} beyond ±{settings.max_rate_change}")
-    return judge(
-        "predictions", Family.MODEL, failures=failures, measured=measured,
-        threshold={"max_rate_change": settings.max_rate_change},
-        hint="Constant or shifted predictions: check hyperparameters that stop the model from "
-        "learning (min_samples_leaf, regularisation) and the decision threshold.",
+    result = judge(
+        "predictions", Family.MODEL, failures=failures, warnings=warnings, measured=measured,
+        threshold={"max_rate_change": settings.max_rate_change, "score_psi_warn": settings.score_psi_warn},
+        hint="Constant, one-class or shifted predictions: check hyperparameters that stop the model "
+        "from learning (max_iter, min_samples_leaf, regularisation) and the decision threshold.",
         ok_summary=f"{what} {profile['level']:.4g}, {profile['distinct']} distinct predictions"
         + ("" if champion_scores is not None else f"; {FIRST_RUN}"),
     )
+    if always_blocks:
+        result.details["always_blocks"] = True
+    return result
 
 
 def plan(ctx) -> list:
@@ -226,7 +255,8 @@ def plan(ctx) -> list:
         *plan_gate("metric_sanity", Family.MODEL, g.metric_sanity, check_metric_sanity, ctx.metrics,
                    g.metric_sanity, ctx.scores),
         *plan_gate("predictions", Family.MODEL, g.predictions, check_predictions, ctx.scores,
-                   ctx.champion_scores, cfg, g.predictions),
+                   ctx.champion_scores, cfg, g.predictions,
+                   ctx.evidence.distribution if ctx.evidence is not None else None),
         *plan_gate("slices", Family.MODEL, g.slices, check_slices, test, ctx.scores, ctx.champion_scores,
                    cfg, g.slices),
         *plan_gate("baseline", Family.MODEL, g.baseline, check_baseline, ctx.metrics,

@@ -75,6 +75,7 @@ def diagnosis_markdown(d) -> list[str]:
         for i, h in enumerate(d.hypotheses, 1):
             lines.append(f"{i}. **[{h.bucket}] {h.cause}** ({h.strength}, gate `{h.gate}`)")
             lines += [f"   - {e}" for e in h.evidence]
+            lines += [f"   - against: {e}" for e in h.against]
             if h.explains:
                 lines.append(f"   - explains: {'; '.join(h.explains)}")
         lines.append("")
