@@ -357,6 +357,9 @@ class GatesConfig(Strict):
     metric_sanity: MetricSanityGate = Field(default_factory=MetricSanityGate)
     slices: SlicesGate = Field(default_factory=SlicesGate)
     predictions: PredictionsGate = Field(default_factory=PredictionsGate)
+    weak_segments: WeakSegmentsGate = Field(default_factory=WeakSegmentsGate)
+    calibration: CalibrationGate = Field(default_factory=CalibrationGate)
+    reliance_shift: RelianceShiftGate = Field(default_factory=RelianceShiftGate)
     artifact: ArtifactGate = Field(default_factory=ArtifactGate)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from gates.config import (BaselineGate, ChampionGate, MetricSanityGate, PipelineConfig, PredictionsGate,
                           SlicesGate, Task)
 from gates.evaluation import mlflow_threshold_failures, prediction_profile, slice_metrics
+from gates.evidence_gates import check_calibration, check_reliance_shift, check_weak_segments
 from gates.results import Family, GateResult, Status, judge, plan_gate
 
 FIRST_RUN = ("first run: no champion in the registry, so only absolute thresholds apply "
@@ -263,4 +264,9 @@ def plan(ctx) -> list:
                    ctx.baseline_metrics, cfg, g.baseline),
         *plan_gate("champion", Family.MODEL, g.champion, check_champion, ctx.metrics, ctx.champion_metrics,
                    cfg, g.champion, version, ctx.champion_error),
+        *plan_gate("weak_segments", Family.MODEL, g.weak_segments, check_weak_segments, ctx.evidence,
+                   g.weak_segments),
+        *plan_gate("calibration", Family.MODEL, g.calibration, check_calibration, ctx.evidence, g.calibration),
+        *plan_gate("reliance_shift", Family.MODEL, g.reliance_shift, check_reliance_shift, ctx.evidence,
+                   g.reliance_shift),
     ]
