@@ -652,6 +652,6 @@ def weak_segment_pipeline(cfg: Any) -> Any:
 @fault("weak_segment", expected_gate="weak_segments", tags=["needs_champion"],
        description="The customer lookup the model calls at prediction time misses region=west's "
        "basic plan (7% of rows) and defaults their tenure_months to 0: the candidate fails on that "
-       "pair of values only, so neither a configured slice nor the overall metric moves much.")
+       "pair of values only; its configured slices barely move.")
 def weak_segment(target: FaultTarget) -> None:
     target.config.setdefault("model", {})["pipeline"] = "gates.faults:weak_segment_pipeline"

@@ -106,7 +106,12 @@ def test_a_weak_segment_in_one_region_is_found_and_named(demo):
     named = [e for e in result.evidence if "region=west" in e]
     assert named and named == result.evidence[: len(named)], result.evidence  # only west segments
     assert any(pair in e for e in result.evidence)
-    assert "champion" not in blocking(results)
+    # the overall metric drops too (champion blocks); the diagnosis names the segment first
+    from gates.diagnosis import diagnose
+    from gates.results import GateReport
+
+    d = diagnose(GateReport(results=list(results.values())))
+    assert d.hypotheses[0].gate == "weak_segments" and "champion" in d.hypotheses[0].explains[0]
 
 
 def test_a_shortcut_feature_blocks_at_reliance_shift(demo):
