@@ -8,22 +8,21 @@ a default.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from gates.results import Severity
+from gates.settings import GateSettings, Strict  # noqa: F401 - the config's building blocks
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the field and what is allowed."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 # --------------------------------------------------------------------------- data and split
@@ -32,6 +31,13 @@ class Strict(BaseModel):
 class DataFormat(StrEnum):
     PARQUET = "parquet"
     CSV = "csv"
+
+
+# Sizes are bounded so a typo fails here, naming the field, instead of as an OverflowError in
+# ingest or a report of 99,960 missing partitions.
+MAX_WINDOW_DAYS = 3660
+MAX_ROWS = 1_000_000_000
+MAX_SECONDS = 86_400
 
 
 class Cadence(StrEnum):
@@ -53,7 +59,8 @@ class DataConfig(Strict):
     format: DataFormat = DataFormat.PARQUET
     partition_key: str = "date"
     cadence: Cadence = Cadence.DAILY
-    window_days: int = Field(60, ge=2, description="Days of partitions the run trains on.")
+    window_days: int = Field(60, ge=2, le=MAX_WINDOW_DAYS,
+                             description="Days of partitions the run trains on (at most ten years).")
     timestamp: str = Field(description="Event time column; splits and leakage checks use it.")
     target: str
     entity_id: str | None = None
@@ -82,11 +89,11 @@ class SplitStrategy(StrEnum):
 
 class SplitConfig(Strict):
     strategy: SplitStrategy = SplitStrategy.TIME
-    test_days: int = Field(7, ge=1, description="Newest days held out for the test split.")
-    gap_days: int = Field(0, ge=0, description="Days dropped between train and test.")
+    test_days: int = Field(7, ge=1, le=MAX_WINDOW_DAYS, description="Newest days held out for the test split.")
+    gap_days: int = Field(0, ge=0, le=MAX_WINDOW_DAYS, description="Days dropped between train and test.")
     entity_aware: bool = Field(False, description="Keep each entity wholly in train or in test.")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="Only for strategy: random.")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy's seeds are 32-bit.")
 
 
 # --------------------------------------------------------------------------- model
@@ -113,12 +120,20 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 
 
 class EstimatorConfig(Strict):
-    estimator: str = Field(description="Import path of a scikit-learn estimator class.")
-    params: dict[str, Any] = Field(default_factory=dict)
+    estimator: str = Field(description="Import path of a scikit-learn estimator class, e.g. "
+                           "sklearn.ensemble.HistGradientBoostingClassifier.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
+                                   "estimator's constructor, checked against its signature.")
 
     @field_validator("estimator")
-    def _importable(cls, value: str) -> str:
-        import_object(value, field="estimator")
+    def _estimator_class(cls, value: str) -> str:
+        resolve_estimator(value)
+        return value
+
+    @field_validator("params")
+    def _params_bind(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "estimator" in info.data:  # else the estimator's own error is reported
+            check_estimator_params(resolve_estimator(info.data["estimator"]), value)
         return value
 
 
@@ -155,172 +170,8 @@ class ModelConfig(EstimatorConfig):
 
 
 # --------------------------------------------------------------------------- gates
-
-
-class GateSettings(Strict):
-    enabled: bool = True
-    severity: Severity = Severity.BLOCK
-
-
-class ContractGate(GateSettings):
-    """Great Expectations suite, validated per partition."""
-
-    unexpected_samples: int = Field(5, ge=0, description="Failing values shown per expectation.")
-
-
-class PartitionsGate(GateSettings):
-    short_ratio: float = Field(
-        0.5, gt=0, lt=1, description="A partition with fewer rows than this share of the "
-        "trailing median is short."
-    )
-    max_lag_days: int = Field(
-        1, ge=0, description="The newest partition may be at most this many days before the run date."
-    )
-    min_rows: int = Field(1, ge=0, description="A partition with fewer rows is empty.")
-    trailing_partitions: int = Field(
-        7, ge=1, description="Partitions before a partition whose median row count it is judged by."
-    )
-    workers: int = Field(4, ge=1, description="Partitions read and validated in parallel.")
-
-
-class DriftGate(GateSettings):
-    severity: Severity = Severity.BLOCK
-    psi_warn: float = 0.1
-    psi_block: float = 0.25
-    ks_warn: float = 0.1
-    ks_block: float = 0.3
-    js_warn: float = 0.05
-    js_block: float = 0.2
-    null_rate_warn: float = 0.02
-    null_rate_block: float = 0.1
-    new_category_share_block: float = Field(
-        0.01, description="Share of rows in categories the reference never saw."
-    )
-    bins: int = Field(10, ge=2, le=100)
-    sample_rows: int = Field(200_000, ge=1000, description="Rows sampled for KS statistics.")
-
-
-class LabelShiftGate(GateSettings):
-    warn: float = Field(0.02, description="Absolute change in the positive rate (or mean target).")
-    block: float = Field(0.08, description="Absolute change that blocks.")
-
-
-class TimeOrderGate(GateSettings):
-    """Every training timestamp precedes the oldest test timestamp by at least split.gap_days."""
-
-
-class RowOverlapGate(GateSettings):
-    max_share: float = Field(0.001, ge=0, le=1, description="Share of test rows also in train "
-                             "(and, with split.entity_aware, of test entities also in train).")
-    ignore_columns: list[str] | None = Field(
-        None, description="Columns left out of the row hash; default: the timestamp, because a "
-        "re-stamped copy of a record is still the same record.")
-
-
-class TargetLeakageGate(GateSettings):
-    max_single_feature_auc: float = Field(
-        0.95, description="One-feature ROC AUC, sign-free max(auc, 1 - auc), that blocks.")
-    max_single_feature_r2: float = Field(0.9, description="One-feature R² that blocks (regression).")
-    allow: list[str] = Field(default_factory=list, description="Features known to be strong.")
-    sample_rows: int = Field(50_000, ge=1000, description="Test rows scored (and train rows "
-                             "used for the categorical encodings); the AUC's standard error is reported.")
-
-
-class PerfectMetricGate(GateSettings):
-    ceilings: dict[str, float] = Field(
-        default_factory=lambda: {"roc_auc": 0.995, "accuracy": 0.995, "r2": 0.995},
-        description="Candidate metrics at or above these look like leakage.",
-    )
-
-
-class PreprocessingFitGate(GateSettings):
-    rtol: float = Field(1e-6, description="Tolerance when matching learned statistics.")
-
-
-class ServingAvailabilityGate(GateSettings):
-    max_future_share: float = Field(
-        0.0, ge=0, le=1,
-        description="Share of rows whose feature value was known only after prediction time.")
-    feature_timestamps: dict[str, str] = Field(
-        default_factory=dict,
-        description="feature -> column holding when that feature's value became known (its "
-        "as-of time, as a feature store records it). A row whose as-of time is after its event "
-        "timestamp (the prediction time) used the future.")
-
-
-class ServingSkewGate(GateSettings):
-    sample_rows: int = Field(1000, ge=10, description="Raw test rows sent through the export.")
-    atol: float = Field(1e-6, ge=0, description="Largest prediction difference tolerated.")
-
-
-class BaselineGate(GateSettings):
-    min_improvement: float = Field(
-        0.01, ge=0, description="The candidate must beat every baseline by this much (absolute)."
-    )
-
-
-class ChampionGate(GateSettings):
-    max_regression: float = Field(
-        0.005, ge=0, description="Absolute loss in the primary metric tolerated against the champion."
-    )
-    min_value: float | None = Field(
-        None, description="Absolute bound on the primary metric (a floor, or a ceiling for lower-is-"
-        "better metrics), applied on every run; on the first run, with no champion, it is the only check."
-    )
-
-
-class MetricSanityGate(GateSettings):
-    pass
-
-
-class SlicesGate(GateSettings):
-    floor: float | None = Field(None, description="Primary metric floor on every slice.")
-    max_regression: float = Field(0.03, ge=0, description="Per-slice loss against the champion.")
-    min_count: int = Field(200, ge=1, description="Slices with fewer test rows are reported only.")
-
-
-class PredictionsGate(GateSettings):
-    max_rate_change: float = Field(
-        0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion."
-    )
-    score_psi_warn: float = Field(
-        0.25, ge=0, description="PSI of the scores against the champion's (same rows or its own "
-        "evaluation) that warns. A class never predicted always blocks.")
-
-
-class WeakSegmentsGate(GateSettings):
-    """Segments searched (single features and pairs), not configured; see gates.model_evidence."""
-
-    min_support: int = Field(200, ge=1, description="Test rows a segment needs to be judged.")
-    bins: int = Field(5, ge=2, le=20, description="Quantile bins per numeric feature.")
-    top_categories: int = Field(8, ge=1, description="Most frequent values per categorical feature.")
-    pairs: bool = Field(True, description="Search pairs of features as well as single features.")
-    sample_rows: int = Field(200_000, ge=1000, description="Test rows searched (seeded sample).")
-    warn_excess: float = Field(0.2, ge=0, description="Extra loss against the champion in a segment, "
-                               "beyond the overall change, in units of the champion's loss, that warns.")
-    block_excess: float = Field(0.5, ge=0, description="... that blocks (with block_relative_increase).")
-    warn_relative_increase: float = Field(0.2, ge=0, description="The segment's own relative loss increase to warn.")
-    block_relative_increase: float = Field(0.5, ge=0, description="... to block.")
-    report_top: int = Field(10, ge=1, description="Segments listed in the report.")
-
-
-class CalibrationGate(GateSettings):
-    bins: int = Field(10, ge=2, le=50, description="Confidence buckets (uniform) of the reliability table.")
-    max_ece: float = Field(0.1, ge=0, le=1, description="Expected calibration error that blocks "
-                           "(with max_ece_increase).")
-    max_ece_increase: float = Field(0.05, ge=0, le=1, description="ECE increase over the champion's, same rows.")
-    warn_ece_increase: float = Field(0.03, ge=0, le=1, description="ECE increase over the champion's that warns.")
-
-
-class RelianceShiftGate(GateSettings):
-    sample_rows: int = Field(2000, ge=100, le=100_000, description="Test rows for permutation importance.")
-    n_repeats: int = Field(3, ge=1, le=20, description="Permutations per feature.")
-    max_share_jump: float = Field(0.3, ge=0, le=1, description="Growth of a feature's share of the "
-                                  "importance against the champion that blocks (a shortcut).")
-    vanish_share: float = Field(0.1, ge=0, le=1, description="A feature with at least this share "
-                                "under the champion ...")
-    vanish_ratio: float = Field(0.2, ge=0, le=1, description="... that keeps less than this fraction "
-                                "of it under the candidate has vanished (warns).")
+# Each gate declares its settings model beside its check (gates/registry.py); the `gates:`
+# section, GatesConfig, is assembled from those declarations on first use (see `_complete`).
 
 
 class EvidenceConfig(Strict):
@@ -330,49 +181,42 @@ class EvidenceConfig(Strict):
                               "in the failure set (evidence/failure_set.parquet).")
 
 
-class ArtifactGate(GateSettings):
-    timeout_seconds: int = Field(180, ge=5, description="Fresh-process load must finish in this.")
-    golden_rows: int = Field(200, ge=1, description="Rows whose predictions must reproduce.")
-    atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
-
-
-class GatesConfig(Strict):
-    contract: ContractGate = Field(default_factory=ContractGate)
-    partitions: PartitionsGate = Field(default_factory=PartitionsGate)
-    drift: DriftGate = Field(default_factory=DriftGate)
-    label_shift: LabelShiftGate = Field(default_factory=LabelShiftGate)
-    split_drift: DriftGate = Field(
-        default_factory=lambda: DriftGate(severity=Severity.WARN),
-        description="Train split against test split within the run (warns by default).",
-    )
-    time_order: TimeOrderGate = Field(default_factory=TimeOrderGate)
-    row_overlap: RowOverlapGate = Field(default_factory=RowOverlapGate)
-    target_leakage: TargetLeakageGate = Field(default_factory=TargetLeakageGate)
-    perfect_metric: PerfectMetricGate = Field(default_factory=PerfectMetricGate)
-    preprocessing_fit: PreprocessingFitGate = Field(default_factory=PreprocessingFitGate)
-    serving_availability: ServingAvailabilityGate = Field(default_factory=ServingAvailabilityGate)
-    serving_skew: ServingSkewGate = Field(default_factory=ServingSkewGate)
-    baseline: BaselineGate = Field(default_factory=BaselineGate)
-    champion: ChampionGate = Field(default_factory=ChampionGate)
-    metric_sanity: MetricSanityGate = Field(default_factory=MetricSanityGate)
-    slices: SlicesGate = Field(default_factory=SlicesGate)
-    predictions: PredictionsGate = Field(default_factory=PredictionsGate)
-    weak_segments: WeakSegmentsGate = Field(default_factory=WeakSegmentsGate)
-    calibration: CalibrationGate = Field(default_factory=CalibrationGate)
-    reliance_shift: RelianceShiftGate = Field(default_factory=RelianceShiftGate)
-    artifact: ArtifactGate = Field(default_factory=ArtifactGate)
-
-
 # --------------------------------------------------------------------------- tracking
+
+
+# A name that becomes a path component (the experiment's artifact folder), part of a
+# `models:/name@alias` URI or of a Prefect concurrency-limit name: letters, digits, '.', '_', '-',
+# starting with a letter or digit, so it can neither escape its folder ('../', '/') nor break a URI.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 
 class MlflowConfig(Strict):
     tracking_uri: str = Field("sqlite:///mlflow.db", description="Relative SQLite paths resolve "
                               "against the working directory.")
     artifact_root: Path = Field(Path("mlartifacts"), description="Where run artifacts are stored.")
-    experiment: str
-    registered_model: str
-    champion_alias: str = "champion"
+    experiment: str = Field(description="Also the folder under artifact_root: letters, digits, "
+                            "'.', '_' and '-', at most 100 characters.")
+    registered_model: str = Field(description="Letters, digits, '.', '_' and '-', at most 100 "
+                                  "characters (it appears in models:/ URIs).")
+    champion_alias: str = Field("champion", description="An MLflow alias: letters, digits, '_' and "
+                                "'-'; not 'latest' nor 'v<number>' (reserved by MLflow).")
+
+    @field_validator("experiment", "registered_model")
+    def _safe_name(cls, value: str, info: ValidationInfo) -> str:
+        if not re.fullmatch(SAFE_NAME, value):
+            raise ValueError(f"{value[:120]!r} is not a safe name: use letters, digits, '.', '_' "
+                             "and '-', starting with a letter or digit, at most 100 characters "
+                             "(no '/', '..', quotes or spaces)")
+        return value
+
+    @field_validator("champion_alias")
+    def _alias(cls, value: str) -> str:
+        if not re.fullmatch(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$", value):
+            raise ValueError(f"{value[:120]!r} is not an alias: letters, digits, '_' and '-', "
+                             "starting with a letter or '_', at most 64 characters")
+        if value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value):
+            raise ValueError(f"{value!r} is reserved by MLflow ('latest', 'v<number>')")
+        return value
 
 
 class ExportConfig(Strict):
@@ -405,7 +249,7 @@ class PromotionConfig(Strict):
     lock: Literal["auto", "file", "prefect"] = Field(
         "auto", description="auto: a file lock beside a local MLflow store, a Prefect global "
         "concurrency limit (one slot) for a remote one.")
-    wait_seconds: float = Field(120.0, ge=0, description="How long a second run waits for the "
+    wait_seconds: float = Field(120.0, ge=0, le=MAX_SECONDS, description="How long a second run waits for the "
                                 "lock before it is refused (blocked, not promoted).")
 
 
@@ -415,16 +259,18 @@ class RunnerConfig(Strict):
     dask_address: str | None = Field(
         None, description="tcp://host:8786 of an existing Dask scheduler: tasks run there through "
         "prefect-dask's DaskTaskRunner. None: threads in the flow's process (the default).")
-    dask_local_workers: int = Field(0, ge=0, description="With no address: start a LocalCluster "
+    dask_local_workers: int = Field(0, ge=0, le=256, description="With no address: start a LocalCluster "
                                     "of this many workers (0: no Dask).")
     partitions_per_task: int = Field(
-        8, ge=1, description="On Dask, the contract is validated by tasks of this many partitions, "
+        8, ge=1, le=MAX_WINDOW_DAYS, description="On Dask, the contract is validated by tasks of this many partitions, "
         "each reading its own partition files on the worker (GE's per-call overhead favours a few "
         "partitions per task over one).")
 
 
 class PipelineConfig(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lower-case, digits and '-'.")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+                      description="Lower-case, digits and '-', at most 63 characters (Prefect "
+                      "artifact keys and deployment names are made of it).")
     task: Task = Task.CLASSIFICATION
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -432,7 +278,7 @@ class PipelineConfig(Strict):
     expectations: Path = Field(description="Great Expectations suite JSON, e.g. expectations/x.json.")
     mlflow: MlflowConfig
     export: ExportConfig = Field(default_factory=ExportConfig)
-    gates: GatesConfig = Field(default_factory=GatesConfig)
+    gates: GatesConfig = Field(default_factory=lambda: _gates_config()())
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
@@ -446,6 +292,15 @@ class PipelineConfig(Strict):
                 f"model.primary_metric: {self.model.primary_metric!r} is not a {self.task.value} "
                 f"metric; allowed: {', '.join(allowed)}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _split_fits_window(self) -> PipelineConfig:
+        held = self.split.test_days + self.split.gap_days
+        if self.split.strategy is SplitStrategy.TIME and held >= self.data.window_days:
+            raise ValueError(
+                f"split.test_days + split.gap_days ({held}) must be less than data.window_days "
+                f"({self.data.window_days}), or nothing is left to train on")
         return self
 
     @property
@@ -463,15 +318,91 @@ def import_object(path: str, *, field: str) -> Any:
     if not sep:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
-        raise ValueError(f"{path!r} is not an import path like 'sklearn.linear_model.LogisticRegression'")
+        raise ValueError(f"{field}: {path!r} is not an import path like "
+                         "'sklearn.linear_model.LogisticRegression'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r} ({exc})") from None
+        raise ValueError(f"{field}: cannot import module {module_name!r} ({exc})") from None
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+        raise ValueError(f"{field}: module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _gates_config() -> type[Strict]:
+    from gates.registry import gates_config
+
+    built = gates_config()
+    if not PipelineConfig.__pydantic_complete__:
+        PipelineConfig.model_rebuild(_types_namespace={"GatesConfig": built})
+    return built
+
+
+def _complete() -> None:
+    """Give PipelineConfig its `gates:` section, built from the gate declarations.
+
+    Deferred to first use because the gate modules import this one (for PipelineConfig, Task, ...).
+    """
+    _gates_config()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GatesConfig":
+        return _gates_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Packages whose modules `model.estimator` may import. Naming a class is not meant to run code:
+# importing a module runs its top level (`this` prints, a user's module may do anything), and a
+# callable like `os.system` would run at training with `params` as its arguments. So the module
+# must lie under one of these packages, *before* it is imported, and what it names must be a
+# class deriving from sklearn.base.BaseEstimator, *before* it is called. Code of your own enters
+# through the documented entry points instead: `model.pipeline` (a factory) and `hooks`.
+ESTIMATOR_PACKAGES = ("sklearn", "xgboost", "lightgbm", "catboost")
+
+
+def resolve_estimator(path: str) -> type:
+    """The estimator class an import path names, checked before anything runs (see above)."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr or not all(p.isidentifier() for p in [*module_name.split("."), attr]):
+        raise ValueError(f"{path!r} is not an import path like 'sklearn.linear_model.LogisticRegression'")
+    if module_name.split(".")[0] not in ESTIMATOR_PACKAGES:
+        raise ValueError(
+            f"{path!r} is outside the estimator packages ({', '.join(ESTIMATOR_PACKAGES)}); "
+            "wrap other models in a `model.pipeline` factory ('module:function')")
+    if importlib.util.find_spec(module_name.split(".")[0]) is None:
+        raise ValueError(f"cannot import module {module_name!r} (package not installed)")
+    obj = import_object(path, field="estimator")
+    from sklearn.base import BaseEstimator
+
+    if not (inspect.isclass(obj) and issubclass(obj, BaseEstimator)):
+        kind = "a class" if inspect.isclass(obj) else type(obj).__name__
+        raise ValueError(f"{path!r} is {kind}, not a scikit-learn estimator class "
+                         "(a subclass of sklearn.base.BaseEstimator)")
+    return obj
+
+
+def check_estimator_params(cls: type, params: dict[str, Any]) -> None:
+    """Params bind to the constructor's signature, and pass scikit-learn's own parameter
+    constraints (types, ranges, allowed strings): checked now, not after a training failure."""
+    names = [p.name for p in inspect.signature(cls).parameters.values()
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    unknown = [k for k in params if k not in names]
+    if unknown:
+        raise ValueError(f"{unknown} not parameter(s) of {cls.__name__}; allowed: {', '.join(names)}")
+    try:
+        estimator = cls(**params)
+    except Exception as exc:  # noqa: BLE001 - any constructor error is a config error
+        raise ValueError(f"{cls.__name__}({', '.join(params)}): {type(exc).__name__}: {exc}") from None
+    validate = getattr(estimator, "_validate_params", None)  # sklearn >= 1.2: the fit-time check
+    if callable(validate):
+        try:
+            validate()
+        except Exception as exc:  # noqa: BLE001 - sklearn's InvalidParameterError names the param
+            raise ValueError(str(exc)) from None
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
@@ -485,15 +416,35 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
             msg = f"{msg}; got {err.get('input')!r}"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"  {where}: {msg}")
     return "\n".join(lines)
 
 
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> PipelineConfig:
+    _complete()
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no `!!python/...` tags), refusing a key given twice in a mapping:
+    the second would silently win, a typo nobody sees."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                continue  # pydantic names a non-string key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path) -> PipelineConfig:
@@ -502,9 +453,11 @@ def load_config(path: str | Path) -> PipelineConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of fields at the top level")
     return parse_config(raw, str(path))

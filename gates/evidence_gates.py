@@ -15,12 +15,57 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pydantic import Field
+
 from gates import model_evidence as me
-from gates.config import CalibrationGate, PipelineConfig, RelianceShiftGate, Task, WeakSegmentsGate
+from gates.config import PipelineConfig, Task
+from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, judge
+from gates.settings import GateSettings
 
 SCORES_ARTIFACT = "evidence/scores.json"  # the score histogram of every run, for later candidates
 FIRST_RUN = "first run: no champion, so nothing to compare with (reported only)"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class WeakSegmentsGate(GateSettings):
+    """Segments searched (single features and pairs), not configured; see gates.model_evidence."""
+
+    min_support: int = Field(200, ge=1, description="Test rows a segment needs to be judged.")
+    bins: int = Field(5, ge=2, le=20, description="Quantile bins per numeric feature.")
+    top_categories: int = Field(8, ge=1, description="Most frequent values per categorical feature.")
+    pairs: bool = Field(True, description="Search pairs of features as well as single features.")
+    sample_rows: int = Field(200_000, ge=1000, description="Test rows searched (seeded sample).")
+    warn_excess: float = Field(0.2, ge=0, description="Extra loss against the champion in a segment, "
+                               "beyond the overall change, in units of the champion's loss, that warns.")
+    block_excess: float = Field(0.5, ge=0, description="... that blocks (with block_relative_increase).")
+    warn_relative_increase: float = Field(0.2, ge=0, description="The segment's own relative loss increase to warn.")
+    block_relative_increase: float = Field(0.5, ge=0, description="... to block.")
+    report_top: int = Field(10, ge=1, description="Segments listed in the report.")
+
+
+class CalibrationGate(GateSettings):
+    bins: int = Field(10, ge=2, le=50, description="Confidence buckets (uniform) of the reliability table.")
+    max_ece: float = Field(0.1, ge=0, le=1, description="Expected calibration error that blocks "
+                           "(with max_ece_increase).")
+    max_ece_increase: float = Field(0.05, ge=0, le=1, description="ECE increase over the champion's, same rows.")
+    warn_ece_increase: float = Field(0.03, ge=0, le=1, description="ECE increase over the champion's that warns.")
+
+
+class RelianceShiftGate(GateSettings):
+    sample_rows: int = Field(2000, ge=100, le=100_000, description="Test rows for permutation importance.")
+    n_repeats: int = Field(3, ge=1, le=20, description="Permutations per feature.")
+    max_share_jump: float = Field(0.3, ge=0, le=1, description="Growth of a feature's share of the "
+                                  "importance against the champion that blocks (a shortcut).")
+    vanish_share: float = Field(0.1, ge=0, le=1, description="A feature with at least this share "
+                                "under the champion ...")
+    vanish_ratio: float = Field(0.2, ge=0, le=1, description="... that keeps less than this fraction "
+                                "of it under the candidate has vanished (warns).")
+
+
+# --------------------------------------------------------------------------- evidence
 
 
 @dataclass
@@ -192,9 +237,7 @@ def check_weak_segments(evidence: ModelEvidence | None, settings: WeakSegmentsGa
     return judge(
         "weak_segments", Family.MODEL, failures=failures[:10], warnings=warnings[:10] if not failures else [],
         measured=measured, threshold=threshold, details=details,
-        hint="One combination of feature values got much worse than the rest: look at how the "
-        "features of those rows are produced (lookups, joins, encodings at prediction time) and at "
-        "the failure set (evidence/failure_set.parquet) filtered to the segment.",
+        hint=WEAK_SEGMENTS.hint,
         ok_summary=(f"{search.searched} segments searched on {search.sample_rows} rows: none lost much more "
                     "than the overall change" + ("; the candidate lost about equally everywhere "
                                                  "(uniform drop)" if search.uniform else "")),
@@ -231,9 +274,7 @@ def check_calibration(evidence: ModelEvidence | None, settings: CalibrationGate)
     return judge(
         "calibration", Family.MODEL, failures=failures, warnings=warnings, measured=measured,
         threshold=threshold, details={"reliability": cand["table"], "champion_reliability": champ["table"]},
-        hint="The candidate's probabilities no longer mean what they say (see plots/evidence/"
-        "reliability.png): look for a post-hoc calibration or temperature step, class weights or "
-        "sampling changes, and early stopping settings.",
+        hint=CALIBRATION.hint,
         ok_summary=line,
     )
 
@@ -269,9 +310,64 @@ def check_reliance_shift(evidence: ModelEvidence | None, settings: RelianceShift
     return judge(
         "reliance_shift", Family.MODEL, failures=failures, warnings=warnings, measured=measured,
         threshold=threshold, details=details,
-        hint="The candidate leans on a feature far more (or less) than the champion: check how the "
-        "named feature is produced and whether it is known before the label (leakage), or why a "
-        "feature stopped reaching the model (a broken join, a constant column).",
+        hint=RELIANCE_SHIFT.hint,
         ok_summary=f"importance shares within {settings.max_share_jump} of the champion's on "
         f"{ev.reliance_rows} rows ({settings.n_repeats} repeats)",
     )
+
+
+# --------------------------------------------------------------------------- declarations
+# After the overall model gates; depth 5: a named segment, a confidence collapse or a shortcut is
+# more specific than the overall comparisons (depth 6) whose failures it explains. Each reads the
+# evidence the evaluate step collected (flows/stages.py); without it the gate errors (fail closed).
+
+WEAK_SEGMENTS = Gate(
+    name="weak_segments", family=Family.MODEL, stage="model", settings=WeakSegmentsGate,
+    inputs=("evidence",), check=check_weak_segments,
+    cause=Cause(bucket="model", depth=5,
+                meaning="the candidate fails on a segment found by search (a combination of feature values)",
+                rules_out="a segment (single feature or pair) that lost far more than the rest",
+                next_check="Filter evidence/failure_set.parquet to the segment; check how its features "
+                "are produced at prediction time."),
+    hint="One combination of feature values got much worse than the rest: look at how the "
+    "features of those rows are produced (lookups, joins, encodings at prediction time) and at "
+    "the failure set (evidence/failure_set.parquet) filtered to the segment.",
+    blocks_when="a segment found by searching single features and pairs (binned numerics, top "
+    "categories; ≥ `min_support` rows) lost far more to the champion than the candidate lost overall "
+    "(two tiers: warn, block); a uniform drop is left to `champion`",
+    faults=("weak_segment",),
+)
+
+CALIBRATION = Gate(
+    name="calibration", family=Family.MODEL, stage="model", settings=CalibrationGate,
+    inputs=("evidence",), check=check_calibration,
+    cause=Cause(bucket="model", depth=5,
+                meaning="the candidate's confidence collapsed (its probabilities no longer match outcomes)",
+                rules_out="a collapse of calibration against the champion",
+                next_check="Look at plots/evidence/reliability.png; check post-hoc calibration, class "
+                "weights and sampling."),
+    hint="The candidate's probabilities no longer mean what they say (see plots/evidence/"
+    "reliability.png): look for a post-hoc calibration or temperature step, class weights or "
+    "sampling changes, and early stopping settings.",
+    blocks_when="the candidate's confidence collapsed: ECE past `max_ece` and `max_ece_increase` above "
+    "the champion's on the same rows (reliability table and plot)",
+    faults=("miscalibrated",),
+)
+
+RELIANCE_SHIFT = Gate(
+    name="reliance_shift", family=Family.MODEL, stage="model", settings=RelianceShiftGate,
+    inputs=("evidence",), check=check_reliance_shift,
+    cause=Cause(bucket="model", depth=5,
+                meaning="the candidate leans on a feature far more than the champion (a shortcut or a leak)",
+                rules_out="a feature whose importance jumped (a shortcut) against the champion",
+                next_check="Check whether the named feature is known before the label and how it is "
+                "produced; compare plots/evidence/reliance.png."),
+    hint="The candidate leans on a feature far more (or less) than the champion: check how the "
+    "named feature is produced and whether it is known before the label (leakage), or why a "
+    "feature stopped reaching the model (a broken join, a constant column).",
+    blocks_when="a feature's share of permutation importance (≤ 2,000 rows, 3 repeats) jumped by "
+    "`max_share_jump` against the champion (a shortcut); a vanished feature warns",
+    faults=("shortcut_feature",),
+)
+
+GATES = [WEAK_SEGMENTS, CALIBRATION, RELIANCE_SHIFT]
