@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-SECTIONS = ["flow", "data_gates", "leakage_gates", "scale"]
+SECTIONS = ["flow", "data_gates", "leakage_gates", "scale", "model_evidence"]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -24,7 +24,7 @@ from prefect.runtime import flow_run
 
 from flows.stages import Publisher
 from flows.visibility import add_tags
-from gates import notify, plots, report, tracking, visibility_mlflow, zombies
+from gates import evidence_report, notify, plots, report, tracking, visibility_mlflow, zombies
 from gates.config import PipelineConfig
 from gates.context import RunContext
 from gates.reference import REFERENCE_ARTIFACT
@@ -99,6 +99,11 @@ class MlflowPublisher(Publisher):
         if ctx.champion_metrics:  # the champion on the same test rows, for MLflow's compare view
             mlflow.log_metrics({f"champion.{k}": v for k, v in ctx.champion_metrics.items()})
             mlflow.log_metrics(champion_deltas(ctx.metrics, ctx.champion_metrics))
+        try:  # failure set, segments, reliability, scores (the next candidate's reference), plots
+            evidence_report.log(ctx.evidence, ctx.scores, ctx.cfg.task, ctx.metrics)
+        except Exception as exc:  # noqa: BLE001 - the evidence is shown, never a reason to crash
+            ctx.notes.append(f"could not log the model evidence: {type(exc).__name__}: {exc}")
+            get_run_logger().exception("logging the model evidence failed")
 
     def _export(self, ctx: RunContext) -> None:
         mlflow.log_dict(ctx.exported.checksums, "model_checksums.json")
@@ -150,6 +155,10 @@ class MlflowPublisher(Publisher):
         key = cfg.name.lower()
         self.guarded("Prefect table artifact", lambda: gates.results and create_table_artifact(
             table=report.table_rows(gates), key=f"{key}-gate-results", description="Every gate's verdict"))
+        if ctx.evidence is not None:
+            self.guarded("Prefect failure-set table", lambda: create_table_artifact(
+                table=evidence_report.failure_rows(ctx.evidence), key=f"{key}-failure-set",
+                description="The candidate's most consequential errors, with the champion's score"))
         if self.failures:  # before the report goes out, so it names every step that failed so far
             markdown += ("\n## Publishing problems\n\n"
                          + "\n".join(f"- {report.md(f)}" for f in self.failures) + "\n")

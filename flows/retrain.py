@@ -33,7 +33,7 @@ from flows.publisher import MlflowPublisher  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
 from flows.stages import STAGE_NAMES, STAGES, Progress, Stage, run_until  # noqa: E402
 from flows.visibility import run_name  # noqa: E402
-from gates import data_gates, registry, report, review, tracking, visibility_mlflow  # noqa: E402
+from gates import data_gates, evidence_report, registry, report, review, tracking, visibility_mlflow  # noqa: E402
 from gates.config import ConfigError, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
@@ -210,6 +210,8 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary, progress: 
         gates, context, summary.diagnosis, verdict=summary.verdict)) or (
         f"# Retrain gates: {summary.verdict.upper()}\n\n{plain(summary.headline)}\n\n"
         "(the full report could not be rendered; see gates.publish_failures)\n")
+    markdown += "\n" + (publisher.guarded("evidence section", lambda: evidence_report.markdown(ctx.evidence))
+                        or "")  # "Model evidence"
     summary.report_markdown = publisher.verdict(ctx, gates, summary.diagnosis, summary.verdict, markdown)
     if summary.promoted_version:
         publisher.guarded("version tags", lambda: publisher.promoted(
@@ -246,9 +248,6 @@ def _interrupted(ctx: RunContext, gates: GateReport, summary: RunSummary, progre
         measured={"stopped_at": where, "signal": name},
         hint="Rerun; an interrupted run never moves the champion.")])
     return "interrupted"
-
-
-@flow(name="retrain", log_prints=True, flow_run_name=run_name)
 
 
 @flow(name="retrain", log_prints=True, flow_run_name=run_name)

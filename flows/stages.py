@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gates import model_integrity, reference, registry
+from gates import evidence_gates, model_integrity, reference, registry
 from gates import progress as events
 from gates.artifact_gates import LoadProbes
 from gates.config import import_object
@@ -63,10 +63,16 @@ def train_step(ctx: RunContext) -> None:
 
 
 def evaluate_step(ctx: RunContext) -> None:
-    """The candidate, the baselines and the champion, on the same test rows."""
+    """The candidate, the baselines and the champion, on the same test rows; then the model
+    debugging evidence (failure set, weak segments, reliability, score distribution, reliance)."""
     ctx.metrics, ctx.scores = evaluate(ctx.model, ctx.split.test, ctx.cfg)
     ctx.baseline_metrics = {n: evaluate(m, ctx.split.test, ctx.cfg)[0] for n, m in ctx.baselines.items()}
     evaluate_champion(ctx)
+    try:  # without it the gates that judge it error (fail closed); the run still reports the rest
+        ctx.evidence = evidence_gates.collect_for_run(ctx)
+    except Exception as exc:  # noqa: BLE001
+        ctx.evidence = None
+        ctx.notes.append(f"model evidence could not be computed: {type(exc).__name__}: {exc}")
 
 
 def export_step(ctx: RunContext) -> None:

@@ -175,6 +175,13 @@ class ModelConfig(EstimatorConfig):
 # section, GatesConfig, is assembled from those declarations on first use (see `_complete`).
 
 
+class EvidenceConfig(Strict):
+    """Model debugging evidence logged with every evaluated run (gates.model_evidence)."""
+
+    failure_rows: int = Field(300, ge=1, le=100_000, description="Most consequential errors kept "
+                              "in the failure set (evidence/failure_set.parquet).")
+
+
 # --------------------------------------------------------------------------- tracking
 
 
@@ -302,6 +309,7 @@ class PipelineConfig(Strict):
     mlflow: MlflowConfig
     export: ExportConfig = Field(default_factory=ExportConfig)
     gates: GatesConfig = Field(default_factory=lambda: _gates_config()())
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)

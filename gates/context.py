@@ -46,6 +46,7 @@ class RunContext:
     champion_verified: Any = None  # gates.model_integrity.Verified: its files against the recorded sha256
     champion_verify_error: str | None = None  # why the champion's files could not be checked
     workdir: Any = None  # a private folder of this run (the champion's verified copy), removed at the end
+    evidence: Any = None  # gates.evidence_gates.ModelEvidence, once evaluated
     exported: Exported | None = None
     probes: Any = None  # the export's fresh-process loads, shared by the artifact gates
     # Set when the contract's per-partition validation was spread over Dask workers.
@@ -61,4 +62,5 @@ class RunContext:
             "cadence": self.cfg.data.cadence,
             "test": self.split.test if self.split is not None else None,
             "champion_version": self.champion.version if self.champion is not None else None,
+            "score_distribution": self.evidence.distribution if self.evidence is not None else None,
         }

@@ -36,11 +36,14 @@ def cause_of(result: GateResult) -> Cause:
 
 
 class Hypothesis(BaseModel):
+    """A candidate cause with the evidence for it (`evidence`) and against it (`against`)."""
+
     bucket: Bucket
     gate: str
     cause: str
     strength: Literal["blocking", "failed (warn severity)", "warning"]
     evidence: list[str] = Field(default_factory=list)
+    against: list[str] = Field(default_factory=list)
     explains: list[str] = Field(default_factory=list)
     next_check: str = ""
 
@@ -101,6 +104,7 @@ def diagnose(report: GateReport, changes: list[Change] | None = None,
         hypotheses.append(Hypothesis(bucket=cause.bucket, gate=r.name, cause=cause.meaning,
                                      strength=strength, evidence=_evidence(r),
                                      next_check=cause.next_check))
+    hypotheses = weigh_model_evidence(report, hypotheses, changes or [])
     # A strong upstream cause explains strong symptoms downstream of it.
     strong = [h for h in hypotheses if h.strength != "warning"]
     if len(strong) > 1:
@@ -165,3 +169,99 @@ def changes_between(before: dict[str, Any], after: dict[str, Any]) -> list[Chang
         if lb.get(lib) != la.get(lib):
             out.append(Change(what=f"library {lib}", before=lb.get(lib), after=la.get(lib)))
     return out
+
+
+# --------------------------------------------------------------------------- model evidence (#14)
+# Clarify -> hypothesise -> test -> conclude: each model hypothesis is tested against the model
+# debugging evidence (gates.evidence_gates) and what changed, and re-ranked when the evidence
+# points elsewhere: a uniform drop plus a parameter change is a training-configuration change, not
+# a slice collapse; a champion that itself scores much worse on the new rows than in its own
+# evaluation points at the data (labels), not at the candidate.
+
+MODEL_GATES_SEGMENTED = ("slices", "weak_segments")
+DATA_GATES = ("contract", "drift", "label_shift", "partitions")
+LABEL_DROP_MIN = 0.02  # the champion's own drop on the new rows that counts as "the data changed"
+
+
+def uniform_drop(report: GateReport) -> str | None:
+    """Why the candidate's drop looks uniform across segments (None when it does not)."""
+    ws = report.by_name("weak_segments")
+    if ws is not None and ws.details.get("uniform"):
+        rel = (ws.details.get("overall") or {}).get("relative_increase")
+        return (f"weak_segments: the loss grew about equally in the {ws.measured.get('searched')} segments "
+                f"searched (overall +{rel:.0%}), no segment stands out" if isinstance(rel, float)
+                else "weak_segments: no segment stands out from the overall drop")
+    sl = report.by_name("slices")
+    table = (sl.details.get("slices") or {}) if sl is not None else {}
+    losses = [e["regression"] for e in table.values() if isinstance(e.get("regression"), float)]
+    if len(losses) >= 3 and min(losses) > 0 and max(losses) <= 2.5 * float(sorted(losses)[len(losses) // 2]):
+        return (f"slices: every one of {len(losses)} slices lost between {min(losses):.3f} and "
+                f"{max(losses):.3f}, a uniform drop")
+    return None
+
+
+def _label_drop(report: GateReport) -> str | None:
+    """The champion lost more on the new rows (against its own evaluation) than the candidate lost to it."""
+    pred, champ = report.by_name("predictions"), report.by_name("champion")
+    if pred is None or champ is None:
+        return None
+    then, now = pred.measured.get("champion_metric_own_evaluation"), pred.measured.get("champion_metric_now")
+    change = champ.measured.get("change")
+    if not all(isinstance(v, float) for v in (then, now)):
+        return None
+    drop = then - now if pred.measured.get("greater_is_better", True) else now - then
+    if drop >= LABEL_DROP_MIN and (not isinstance(change, float) or drop >= 2 * abs(change)):
+        return (f"the champion itself scores {now:.4f} on the new rows against {then:.4f} in its own "
+                f"evaluation (a drop of {drop:.4f}, more than the candidate's change against it)")
+    return None
+
+
+def weigh_model_evidence(report: GateReport, hypotheses: list[Hypothesis],
+                         changes: list[Change]) -> list[Hypothesis]:
+    """Add evidence for and against each hypothesis, and re-rank model causes on it."""
+    passed = {r.name for r in report.results if r.status is Status.PASS}
+    data_ok = [g for g in DATA_GATES if g in passed]
+    params = [c for c in changes if c.what.startswith("param model")]
+    uniform = uniform_drop(report)
+    reliance = report.by_name("reliance_shift")
+    label = _label_drop(report)
+    for h in hypotheses:
+        if h.bucket == "model" and data_ok:
+            h.against.append(f"data gates passed ({', '.join(data_ok)}): the new data looks like the champion's")
+        if h.bucket == "data" and "champion" in passed:
+            h.against.append("champion passed: the candidate still matches the champion on the new rows")
+        if h.gate in MODEL_GATES_SEGMENTED and uniform:
+            h.against.append(uniform + ": the whole model got worse, not one segment")
+        if h.gate in ("champion", "baseline") and params:
+            h.evidence.append("parameters changed: " + "; ".join(f"{c.what} {c.before} → {c.after}" for c in params))
+        if h.gate in ("champion", "baseline", "target_leakage") and reliance is not None and reliance.evidence:
+            h.evidence.append("reliance_shift: " + "; ".join(reliance.evidence[:2]))
+        if h.gate == "reliance_shift":
+            leak = report.by_name("target_leakage")
+            if leak is not None and leak.status is Status.PASS:
+                h.against.append("target_leakage passed: no single feature gives the label away on its own")
+    strong = [h for h in hypotheses if h.strength != "warning"]
+    model = [h for h in strong if h.bucket == "model"]
+    if label and model:
+        first = model[0]
+        data = Hypothesis(bucket="data", gate=first.gate, strength=first.strength,
+                          cause="the new rows' labels (or their link to the features) changed: a data "
+                          "problem, not a worse model",
+                          evidence=[label, *first.evidence[:1]],
+                          against=[f"{g} passed" for g in ("label_shift",) if g in passed],
+                          next_check="Audit how the labels of the new window were produced (definition, "
+                          "delay, join); relabel a sample of the failure set (evidence/failure_set.parquet).")
+        hypotheses.insert(hypotheses.index(first), data)
+        first.against.append(label)
+    elif params and uniform and model:
+        target = next((h for h in model if h.gate == "champion"), model[0])
+        change = "; ".join(f"{c.what} {c.before} → {c.after}" for c in params)
+        target.cause = (f"the model's parameters changed ({change}) and the candidate got worse about "
+                        "equally everywhere: a training-configuration change, not a segment or data problem")
+        target.evidence.insert(1, uniform)
+        target.next_check = ("Revert or justify the parameter change (gates compare RUN_A RUN_B shows both "
+                             "runs' params); rerun with the champion's parameters to confirm.")
+        position = hypotheses.index(model[0])
+        hypotheses.remove(target)
+        hypotheses.insert(position, target)
+    return hypotheses

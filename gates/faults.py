@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from gates.ingest import discover, expected_partitions, read_file
 from gates.config import Cadence, DataFormat
@@ -319,10 +319,12 @@ def regressed_hyperparameters(target: FaultTarget) -> None:
 
 
 @fault("below_baseline",
-       description="A smoke-test setting shipped (max_iter=1, max_leaf_nodes=2): the candidate is a "
-       "single split, no better than the simple logistic-regression baseline in any season.")
+       description="A smoke-test max_iter=2, learning_rate=1.0 shipped: the candidate is no better "
+       "than the simple logistic-regression baseline (it still predicts both classes).")
 def below_baseline(target: FaultTarget) -> None:
-    _set_params(target, max_iter=1, max_leaf_nodes=2)
+    # max_iter=3 alone now predicts no positive at all, which `predictions` blocks first
+    # (see class_never_predicted).
+    _set_params(target, max_iter=2, learning_rate=1.0)
 
 
 @fault("constant_predictions",
@@ -650,3 +652,116 @@ def standardise_outside_pipeline(ctx: Any) -> None:
        "pipeline: evaluation looks fine, but raw serving rows get different predictions.")
 def preprocessing_skew(target: FaultTarget) -> None:
     target.add_hook("after_ingest", "gates.faults:standardise_outside_pipeline")
+
+
+# --------------------------------------------------------------------------- model debugging faults (#14)
+# Faults the overall metric misses: the candidate's predictions, confidence, reliance or one
+# segment break while the primary metric (ranking) stays close to the champion's.
+
+
+@fault("class_never_predicted",
+       description="A smoke-test max_iter=5 shipped: the candidate's scores never reach 0.5, so it "
+       "predicts no positive at all (f1 = 0) while its ROC AUC still looks plausible.")
+def class_never_predicted(target: FaultTarget) -> None:
+    _set_params(target, max_iter=5)
+
+
+class TemperatureScaledClassifier(ClassifierMixin, BaseEstimator):
+    """A post-hoc 'calibration' step with a temperature fitted on the wrong split: it divides the
+    logit by `temperature`, squashing every probability toward 0.5. The ranking (ROC AUC) and the
+    side of 0.5 (the predicted class) are unchanged; the probabilities are not."""
+
+    def __init__(self, base: Any = None, temperature: float = 3.0) -> None:
+        self.base = base
+        self.temperature = temperature
+
+    def fit(self, X: pd.DataFrame, y: Any) -> TemperatureScaledClassifier:
+        from sklearn.base import clone
+
+        self.base_ = clone(self.base).fit(X, y)
+        self.classes_ = self.base_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> Any:
+        import numpy as np
+
+        p = np.clip(self.base_.predict_proba(X)[:, 1], 1e-9, 1 - 1e-9)
+        q = 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / self.temperature))
+        return np.column_stack([1 - q, q])
+
+    def predict(self, X: pd.DataFrame) -> Any:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def miscalibrated_pipeline(cfg: Any) -> Any:
+    """model.pipeline factory for the miscalibrated fault."""
+    from sklearn.pipeline import Pipeline
+
+    from gates.training import make_estimator, preprocessor
+
+    inner = Pipeline([("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
+    return Pipeline([("temperature", TemperatureScaledClassifier(inner, temperature=3.0))])
+
+
+@fault("miscalibrated", tags=["needs_champion"],
+       description="A temperature-scaling step fitted on the wrong split (T = 3) squashes every "
+       "probability toward 0.5: ROC AUC and the predicted classes are unchanged, the confidence is not.")
+def miscalibrated(target: FaultTarget) -> None:
+    target.config.setdefault("model", {})["pipeline"] = "gates.faults:miscalibrated_pipeline"
+
+
+SHORTCUT_COLUMN = "retention_offer_sent"
+
+
+@fault("shortcut_feature", tags=["needs_champion"],
+       description=f"{SHORTCUT_COLUMN!r}, a flag the retention team sets mostly for customers who "
+       "already asked to cancel (60% of churners, 5% of the others), becomes a feature: too weak "
+       "for the single-feature leakage check, the candidate leans on it more than on anything else.")
+def shortcut_feature(target: FaultTarget) -> None:
+    label = target.config["data"]["target"]
+    _add_numeric_feature(target, SHORTCUT_COLUMN, lambda f, rng: f.assign(**{
+        SHORTCUT_COLUMN: (rng.random(len(f)) < (0.05 + 0.55 * f[label].to_numpy())).astype("int64")}))
+
+
+WEAK_SEGMENT = {"region": "west", "plan": "basic"}
+
+
+class ServingLookup(TransformerMixin, BaseEstimator):
+    """A customer lookup applied when the model predicts (not when it is fitted) that misses
+    region=west's basic plan and defaults their tenure_months to 0, the value for a new customer."""
+
+    def __init__(self, segment: dict[str, str] | None = None, column: str = "tenure_months") -> None:
+        self.segment = segment
+        self.column = column
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> ServingLookup:
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+        return X  # training rows come from the warehouse, not from the lookup
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        rows = pd.Series(True, index=X.index)
+        for column, value in (self.segment or WEAK_SEGMENT).items():
+            rows &= X[column] == value
+        X = X.copy()
+        X.loc[rows.to_numpy(), self.column] = 0
+        return X
+
+
+def weak_segment_pipeline(cfg: Any) -> Any:
+    """model.pipeline factory for the weak_segment fault."""
+    from sklearn.pipeline import Pipeline
+
+    from gates.training import make_estimator, preprocessor
+
+    return Pipeline([("serving_lookup", ServingLookup()), ("preprocess", preprocessor(cfg)),
+                     ("model", make_estimator(cfg.model))])
+
+
+@fault("weak_segment", tags=["needs_champion"],
+       description="The customer lookup the model calls at prediction time misses region=west's "
+       "basic plan (7% of rows) and defaults their tenure_months to 0: the candidate fails on that "
+       "pair of values only; its configured slices barely move.")
+def weak_segment(target: FaultTarget) -> None:
+    target.config.setdefault("model", {})["pipeline"] = "gates.faults:weak_segment_pipeline"

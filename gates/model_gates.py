@@ -57,6 +57,9 @@ class PredictionsGate(GateSettings):
     max_rate_change: float = Field(
         0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion."
     )
+    score_psi_warn: float = Field(
+        0.25, ge=0, description="PSI of the scores against the champion's (same rows or its own "
+        "evaluation) that warns. A class never predicted always blocks.")
 
 
 # --------------------------------------------------------------------------- checks
@@ -221,20 +224,47 @@ def check_slices(test: pd.DataFrame, scores: np.ndarray, champion_scores: np.nda
 
 
 def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cfg: PipelineConfig,
-                      settings: PredictionsGate) -> GateResult:
-    """Constant predictions block; the prediction level must stay near the champion's on the same rows.
+                      settings: PredictionsGate, score_distribution: dict | None = None) -> GateResult:
+    """Constant predictions or a class never predicted block; the level must stay near the champion's.
 
     Level: the share of positive predictions (classification, score >= 0.5) as an absolute
     change, or the mean prediction (regression) as a change relative to the champion's mean.
+    A class never predicted blocks whatever the severity (a model that never says "churn" is
+    broken, not shifted). The score distribution (`gates.model_evidence.prediction_distribution`)
+    warns when its PSI against the champion's, on the same rows or in its own evaluation, is
+    past `score_psi_warn`.
     """
+    from gates.model_evidence import prediction_distribution
+
     task = cfg.task
     profile = prediction_profile(scores, task)
     what = "positive-prediction share" if task is Task.CLASSIFICATION else "mean prediction"
     failures: list[str] = []
+    warnings: list[str] = []
+    always_blocks = False
     measured: dict = {"level": profile["level"], "std": profile["std"], "distinct": profile["distinct"]}
     if profile["distinct"] <= 1:
         failures.append(f"the candidate predicts one constant value ({profile['mean']:.4g}) for all "
                         f"{len(scores)} test rows")
+    dist = (score_distribution if score_distribution is not None
+            else prediction_distribution(scores, champion_scores, task))
+    if dist.get("never_predicted"):
+        always_blocks = True
+        counts = dist["predicted_classes"]
+        failures.insert(0, f"class {', '.join(dist['never_predicted'])} is never predicted on {len(scores)} "
+                        f"test rows (predicted classes: {counts}; no score reaches 0.5)")
+        measured["positive_predictions"] = counts.get("1")
+    if dist.get("champion_metric"):  # read by the diagnosis: did the champion itself get worse?
+        cm = dist["champion_metric"]
+        measured.update(champion_metric_own_evaluation=cm["own_evaluation"], champion_metric_now=cm["now"],
+                        greater_is_better=cm["greater_is_better"])
+    for key, against in (("psi_vs_champion", "the champion's scores on the same rows"),
+                         ("psi_vs_champion_evaluation", "the champion's scores in its own evaluation")):
+        value = dist.get(key)
+        if value is not None:
+            measured[f"score_{key}"] = value
+            if math.isfinite(value) and value > settings.score_psi_warn:
+                warnings.append(f"score distribution PSI {value:.3f} against {against} (> {settings.score_psi_warn})")
     if profile["non_finite"]:
         failures.append(f"{profile['non_finite']} non-finite predictions")
     if champion_scores is not None:
@@ -246,13 +276,16 @@ def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cf
         if not abs(change) <= settings.max_rate_change:
             failures.append(f"{what} {profile['level']:.4g} vs champion {champ['level']:.4g} on the same "
                             f"rows: change {change:+.4g} beyond ±{settings.max_rate_change}")
-    return judge(
-        "predictions", Family.MODEL, failures=failures, measured=measured,
-        threshold={"max_rate_change": settings.max_rate_change},
+    result = judge(
+        "predictions", Family.MODEL, failures=failures, warnings=warnings, measured=measured,
+        threshold={"max_rate_change": settings.max_rate_change, "score_psi_warn": settings.score_psi_warn},
         hint=PREDICTIONS.hint,
         ok_summary=f"{what} {profile['level']:.4g}, {profile['distinct']} distinct predictions"
         + ("" if champion_scores is not None else f"; {FIRST_RUN}"),
     )
+    if always_blocks:
+        result.details["always_blocks"] = True
+    return result
 
 
 # --------------------------------------------------------------------------- declarations
@@ -273,15 +306,16 @@ METRIC_SANITY = Gate(
 
 PREDICTIONS = Gate(
     name="predictions", family=Family.MODEL, stage="model", settings=PredictionsGate,
-    inputs=("scores", "champion_scores", "cfg"), check=check_predictions,
-    cause=Cause(bucket="model", depth=6, meaning="the candidate's predictions are constant or shifted",
-                rules_out="constant or shifted predictions",
+    inputs=("scores", "champion_scores", "cfg", "score_distribution"), check=check_predictions,
+    cause=Cause(bucket="model", depth=6, meaning="the candidate's predictions are constant, one-class or shifted",
+                rules_out="constant, one-class or shifted predictions",
                 next_check="Check the prediction distribution and the decision threshold."),
-    hint="Constant or shifted predictions: check hyperparameters that stop the model from "
-    "learning (min_samples_leaf, regularisation) and the decision threshold.",
-    blocks_when="predictions are constant, or their positive share moved against the champion's "
-    "on the same rows",
-    faults=("constant_predictions",),
+    hint="Constant, one-class or shifted predictions: check hyperparameters that stop the model "
+    "from learning (max_iter, min_samples_leaf, regularisation) and the decision threshold.",
+    blocks_when="predictions are constant, a class is never predicted (always blocks), or their positive "
+    "share moved against the champion's on the same rows; warns on a score PSI against the champion's "
+    "(same rows, and its own evaluation)",
+    faults=("constant_predictions", "class_never_predicted"),
 )
 
 SLICES = Gate(

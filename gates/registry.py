@@ -30,7 +30,7 @@ GATE_STAGES = ("data", "leakage", "model", "artifact")
 # gates.model_integrity first: the champion's files are judged before anything else of the run.
 GATE_MODULES = ("gates.model_integrity", "gates.data_gates", "gates.duplicates", "gates.leakage_gates",
                 "gates.preprocessing_fit", "gates.label_noise", "gates.model_gates",
-                "gates.artifact_gates", "gates.serving_skew")
+                "gates.evidence_gates", "gates.artifact_gates", "gates.serving_skew")
 
 
 class Cause(BaseModel):

@@ -88,6 +88,7 @@ def diagnosis_markdown(d) -> list[str]:
             lines.append(f"{i}. **\\[{_md(h.bucket)}\\] {_md(h.cause)}** ({_md(h.strength)}, "
                          f"gate {_md(h.gate)})")
             lines += [f"   - {_md(e)}" for e in h.evidence]
+            lines += [f"   - against: {_md(e)}" for e in h.against]
             if h.explains:
                 lines.append(f"   - explains: {_md('; '.join(h.explains), 600)}")
         lines.append("")

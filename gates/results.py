@@ -136,7 +136,9 @@ def run_gate(
             hint="A gate that cannot run blocks the run (fail closed). Fix the cause and rerun.",
         )
     result.severity = severity
-    if result.status is Status.FAIL and severity is Severity.WARN:
+    if result.details.get("always_blocks"):  # e.g. a class never predicted: broken, not shifted
+        result.severity = Severity.BLOCK
+    elif result.status is Status.FAIL and severity is Severity.WARN:
         result.status = Status.WARN
         result.details["downgraded"] = True  # failed, but configured not to block
     result.seconds = round(time.perf_counter() - started, 4)

@@ -86,3 +86,63 @@ def test_changes_between_runs():
     assert whats["schema: column b"].after == "absent" and "param model.params" in whats
     assert "code version" in whats and "library scikit-learn" not in whats
     assert isinstance(whats["partitions"], Change)
+
+
+# --------------------------------------------------------------------------- model evidence (#14)
+
+
+def _uniform_slices(drop=0.09):
+    return {f"region={r}": {"rows": 900, "candidate": 0.70, "champion": 0.70 + drop, "regression": drop + i * 0.004}
+            for i, r in enumerate(["north", "south", "east", "west", "basic", "standard", "premium"])}
+
+
+def test_uniform_drop_with_a_parameter_change_names_the_parameter_change_first():
+    """max_iter 150 → 5 with ~0.09 lost on every slice: not "collapses on a slice"."""
+    report = GateReport(results=[
+        _r("drift", Family.DATA, Status.PASS),
+        _r("predictions", Family.MODEL, Status.PASS),
+        _r("slices", Family.MODEL, Status.FAIL, summary="slice region=north: roc_auc 0.70 vs champion 0.79",
+           slices=_uniform_slices()),
+        _r("champion", Family.MODEL, Status.FAIL, summary="roc_auc 0.69 vs champion v1 0.78"),
+        _r("weak_segments", Family.MODEL, Status.PASS, uniform=True, overall={"relative_increase": 0.11}),
+    ])
+    changes = [Change(what="param model.params", before='{"max_iter": 150}', after='{"max_iter": 5}')]
+    d = diagnose(report, changes)
+    top = d.hypotheses[0]
+    assert top.gate == "champion" and "parameters changed" in top.cause and "max_iter" in top.cause
+    assert any("equally" in e or "uniform" in e for e in top.evidence)
+    slices = next(h for h in d.hypotheses if h.gate == "slices")
+    assert any("not one segment" in a for a in slices.against)
+    assert any("drift" in a for a in top.against)  # evidence against a model cause: the data looks alike
+    assert "parameters changed" in d.root_cause
+
+
+def test_a_real_slice_collapse_without_a_parameter_change_stays_a_slice_collapse():
+    table = _uniform_slices(0.0)
+    table["region=west"]["regression"] = 0.2
+    report = GateReport(results=[
+        _r("slices", Family.MODEL, Status.FAIL, summary="slice region=west: roc_auc 0.55", slices=table),
+        _r("champion", Family.MODEL, Status.FAIL, summary="roc_auc dropped"),
+    ])
+    d = diagnose(report, [Change(what="param model.params", before="a", after="b")])
+    assert d.hypotheses[0].gate == "slices" and "collapses" in d.hypotheses[0].cause
+    assert not d.hypotheses[0].against
+
+
+def test_a_champion_that_got_worse_itself_points_at_the_labels():
+    """Flipped labels: the champion loses far more against its own evaluation than the candidate
+    loses against it, so the data (labels) is the first hypothesis, not a model regression."""
+    report = GateReport(results=[
+        _r("label_shift", Family.DATA, Status.PASS),
+        _r("predictions", Family.MODEL, Status.PASS),
+        _r("champion", Family.MODEL, Status.FAIL, summary="roc_auc 0.60 vs champion v1 0.61"),
+    ])
+    report.results[1].measured.update(champion_metric_own_evaluation=0.78, champion_metric_now=0.61,
+                                      greater_is_better=True)
+    report.results[2].measured.update(change=-0.01)
+    d = diagnose(report)
+    top = d.hypotheses[0]
+    assert top.bucket == "data" and "labels" in top.cause and "0.7800" in top.evidence[0]
+    assert top.against == ["label_shift passed"]
+    model = next(h for h in d.hypotheses if h.bucket == "model")
+    assert any("champion itself" in a for a in model.against)

@@ -81,7 +81,7 @@ def test_regressed_hyperparameters_block_at_the_champion_only(demo):
 
 
 def test_below_baseline_blocks_naming_the_baseline(demo):
-    cfg, metrics, scores = candidate(demo, max_iter=3)
+    cfg, metrics, scores = candidate(demo, max_iter=2, learning_rate=1.0)  # the below_baseline fault
     results = all_gates(demo, cfg, metrics, scores)
     assert results["baseline"].status is Status.FAIL
     assert "'simple'" in results["baseline"].evidence[0] and "roc_auc" in results["baseline"].evidence[0]
