@@ -231,6 +231,9 @@ class PerfectMetricGate(GateSettings):
         default_factory=lambda: {"roc_auc": 0.995, "accuracy": 0.995, "r2": 0.995},
         description="Candidate metrics at or above these look like leakage.",
     )
+    max_jump: float = Field(
+        0.02, ge=0, description="At a ceiling, the most the candidate may beat the champion (or, on a "
+        "first run, the best simple baseline) by before it is a jump, not an easy problem.")
 
 
 class PreprocessingFitGate(GateSettings):
@@ -382,6 +385,9 @@ class PipelineConfig(Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig
     expectations: Path = Field(description="Great Expectations suite JSON, e.g. expectations/x.json.")
+    calibration: Path | None = Field(
+        None, description="Natural-drift envelope learned from history (`gates calibrate`), e.g. "
+        "expectations/x.calibration.json; drift and label_shift block only outside it. None: uncalibrated.")
     mlflow: MlflowConfig
     export: ExportConfig = Field(default_factory=ExportConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)

@@ -346,10 +346,27 @@ def check_drift(ctx, settings: DriftGate) -> GateResult:
     _no_profile(ctx)
     if ctx.reference is None:
         return _first_run("drift", _reference_note(ctx))
+    from gates.calibration import load as load_calibration
+
     window = ctx.reference.get("window") or ["?", "?"]
-    drifts = compare_profiles(ctx.reference, ctx.profile, settings)
-    return _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
-                         current=ctx.profile, reference=ctx.reference)
+    calibration = load_calibration(ctx.cfg)  # a broken file raises: the gate errors (fail closed)
+    drifts = compare_profiles(ctx.reference, ctx.profile, settings, calibration)
+    result = _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
+                           current=ctx.profile, reference=ctx.reference)
+    return _state_calibration(result, calibration, ctx.cfg)
+
+
+def _state_calibration(result: GateResult, calibration: dict | None, cfg) -> GateResult:
+    """Say whether the natural envelope from history applied (and which file), or not."""
+    result.measured["calibrated"] = calibration is not None
+    if calibration is None:
+        result.threshold["calibration"] = "none (uncalibrated: the fixed thresholds apply)"
+        result.summary += " [uncalibrated]"
+    else:
+        result.threshold["calibration"] = (f"{cfg.calibration}: {calibration['rule']}, history "
+                                           f"{calibration['history'][0]}..{calibration['history'][1]} "
+                                           f"every {calibration['every']}")
+    return result
 
 
 def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
@@ -357,22 +374,32 @@ def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
     _no_profile(ctx)
     if ctx.reference is None:
         return _first_run("label_shift", _reference_note(ctx))
+    from gates.calibration import load as load_calibration
+
+    calibration = load_calibration(ctx.cfg)
     shift = label_shift(ctx.reference.get("label"), ctx.profile.get("label"))
     text = (f"{shift.measure} changed by {shift.change:.4f}"
             + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))
     target = ctx.cfg.data.target
-    return judge(
+    natural = ((calibration or {}).get("label") or {}).get("change") or {}
+    limit = max(settings.block, natural.get("envelope", 0.0))
+    nat_text = f", natural range up to {natural['envelope']:.4f}" if natural else ""
+    warnings = []
+    if settings.warn <= shift.change < limit:
+        warnings.append(f"label {target!r}: {text} >= {settings.warn}{nat_text}")
+    result = judge(
         "label_shift",
         Family.DATA,
-        failures=[f"label {target!r}: {text} >= {settings.block}"] if shift.change >= settings.block else [],
-        warnings=[f"label {target!r}: {text} >= {settings.warn}"]
-        if settings.warn <= shift.change < settings.block else [],
+        failures=[f"label {target!r}: {text} >= {limit}{nat_text}"] if shift.change >= limit else [],
+        warnings=warnings,
         measured={"change": round(shift.change, 6), "reference": shift.reference, "current": shift.current},
-        threshold={"warn": settings.warn, "block": settings.block, "measure": shift.measure},
+        threshold={"warn": settings.warn, "block": settings.block, "measure": shift.measure,
+                   "natural_envelope": natural.get("envelope")},
         hint="A changed label rate means a changed population or a changed labelling job: check the "
         "labelling pipeline before retraining on it.",
         ok_summary=f"label {target!r}: {text}",
     )
+    return _state_calibration(result, calibration, ctx.cfg)
 
 
 def check_split_drift(ctx, settings: DriftGate) -> GateResult:
