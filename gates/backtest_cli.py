@@ -10,14 +10,21 @@ from typing import Annotated
 import typer
 import yaml
 
-from gates.cli import ConfigOpt, _date, _load, console, err
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Pipeline config YAML.")]
+
+
+def _cli():
+    """gates.cli's helpers (imported late: gates.cli registers these commands)."""
+    from gates import cli
+
+    return cli
 
 Every = Annotated[str, typer.Option("--every", help="Retraining cadence replayed: day | week | month.")]
 
 
 def _check_every(every: str) -> None:
     if every not in ("day", "week", "month"):
-        err.print(f"--every: {every!r}; allowed: day, week, month", style="red")
+        _cli().err.print(f"--every: {every!r}; allowed: day, week, month", style="red")
         raise typer.Exit(2)
 
 
@@ -41,7 +48,9 @@ def backtest(
     from gates.backtest import run_backtest
 
     _check_every(every)
-    cfg = _load(config)
+    cli = _cli()
+    console, err, _date = cli.console, cli.err, cli._date
+    cfg = cli._load(config)
     first, last = _date(start, "--from"), _date(end, "--to")
     raw = yaml.safe_load(Path(config).read_text())
     folder = out or Path("backtests") / cfg.name
@@ -82,7 +91,7 @@ def calibrate(
                                               "(default: the oldest partition + the window).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last run date (default: the newest partition).")] = None,
     every: Every = "month",
-    quantile: Annotated[float, typer.Option(help="Quantile of the historical drift kept.")] = 0.95,
+    quantile: Annotated[float, typer.Option(help="Quantile of the historical drift kept.")] = 0.99,
     margin: Annotated[float, typer.Option(help="Envelope = quantile x (1 + margin).")] = 0.25,
     out: Annotated[Path | None, typer.Option(help="Where to write (default: the config's `calibration`, "
                                              "else expectations/<suite>.calibration.json).")] = None,
@@ -93,7 +102,9 @@ def calibrate(
     from gates.backtest import PartitionCache, data_gates_discover
 
     _check_every(every)
-    cfg = _load(config)
+    cli = _cli()
+    console, err, _date = cli.console, cli.err, cli._date
+    cfg = cli._load(config)
     found = sorted(data_gates_discover(cfg))
     if not found:
         err.print(f"no partitions under {cfg.data.path}", style="red")
@@ -110,7 +121,7 @@ def calibrate(
     from rich.table import Table
 
     table = Table(title=f"Natural drift of {cfg.name} ({result['windows']} windows every {every}, "
-                        f"{result['pairs']['consecutive']} consecutive + {result['pairs']['one_cycle_earlier']} "
+                        f"{result['pairs']['one_step']} pairs one step apart + {result['pairs']['one_cycle']} "
                         "one cycle apart)")
     for col in ("feature", "PSI envelope", "KS envelope", "JS envelope"):
         table.add_column(col)
@@ -133,6 +144,8 @@ def real_data(
     package: no download) as daily partitions for configs/births.yaml."""
     from gates.real_data import write_births
 
+    cli = _cli()
+    console, _date = cli.console, cli._date
     first, last = _date(start, "--from"), _date(end, "--to")
     written = write_births(out, first, last)
     console.print(f"real data: {written} daily partitions of US births by state written under {out} "

@@ -67,27 +67,43 @@ def envelope(values: list[float], quantile: float, margin: float) -> dict[str, f
             "envelope": round(q * (1 + margin), 6), "pairs": len(finite)}
 
 
-def calibrate(cfg: PipelineConfig, profiles: dict[dt.date, dict[str, Any]], every: str,
-              quantile: float = 0.95, margin: float = 0.25, profile_of=None) -> dict[str, Any]:
-    """The envelope from window profiles keyed by run date (profile_of(ref, date) re-profiles a
-    window on a reference's bins: PSI needs the reference's edges)."""
-    dates = sorted(profiles)
-    pairs: list[tuple[dt.date, dt.date, str]] = [(a, b, "consecutive") for a, b in zip(dates, dates[1:])]
-    by_date = set(dates)
-    for b in dates:
-        a = next((d for d in dates if abs((b - d).days - CYCLE_DAYS) <= 16), None)
-        if a is not None and a in by_date:
-            pairs.append((a, b, "one cycle earlier"))
+def calibration_pairs(start: dt.date, end: dt.date, every: str, sample_days: int = 7
+                      ) -> list[tuple[dt.date, dt.date, str]]:
+    """Pairs of run dates one retraining step apart (and one cycle apart) across the history.
+
+    The pairs start every `sample_days`, not only on the schedule's own dates, so that every phase
+    of the calendar is seen (a window crossing New Year drifts differently from one in June).
+    """
+    step = STEP_DAYS[every]
+    pairs = []
+    day = start
+    while day <= end:
+        if day + dt.timedelta(days=step) <= end:
+            pairs.append((day, day + dt.timedelta(days=step), "one step"))
+        if day + dt.timedelta(days=CYCLE_DAYS) <= end:
+            pairs.append((day, day + dt.timedelta(days=CYCLE_DAYS), "one cycle"))
+        day += dt.timedelta(days=max(1, min(sample_days, step)))
+    return pairs
+
+
+def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], every: str,
+              profile_of, quantile: float = 0.99, margin: float = 0.25) -> dict[str, Any]:
+    """The envelope from pairs of windows; profile_of(date, reference) profiles a window (on a
+    reference's bins when given: PSI compares like with like)."""
     collected: dict[str, dict[str, list[float]]] = {}
     labels: list[float] = []
+    references: dict[dt.date, dict[str, Any]] = {}
     for a, b, _kind in pairs:
-        stats = pair_stats(profiles[a], profile_of(profiles[a], b), cfg)
+        if a not in references:
+            references[a] = profile_of(a, None)
+        stats = pair_stats(references[a], profile_of(b, references[a]), cfg)
         for feature, values in stats["features"].items():
             for stat, value in values.items():
                 collected.setdefault(feature, {}).setdefault(stat, []).append(value)
         labels.append(stats["label_change"])
     features = {f: {s: e for s, vals in per.items() if (e := envelope(vals, quantile, margin))}
                 for f, per in collected.items()}
+    dates = sorted({d for a, b, _ in pairs for d in (a, b)})
     return {
         "version": CALIBRATION_VERSION,
         "pipeline": cfg.name,
@@ -97,8 +113,8 @@ def calibrate(cfg: PipelineConfig, profiles: dict[dt.date, dict[str, Any]], ever
         "every": every,
         "window_days": cfg.data.window_days,
         "windows": len(dates),
-        "pairs": {"consecutive": sum(1 for p in pairs if p[2] == "consecutive"),
-                  "one_cycle_earlier": sum(1 for p in pairs if p[2] != "consecutive")},
+        "pairs": {"one_step": sum(1 for p in pairs if p[2] == "one step"),
+                  "one_cycle": sum(1 for p in pairs if p[2] == "one cycle")},
         "quantile": quantile,
         "margin": margin,
         "rule": f"envelope = {quantile:.0%} quantile of the historical drift x (1 + {margin})",
@@ -108,22 +124,19 @@ def calibrate(cfg: PipelineConfig, profiles: dict[dt.date, dict[str, Any]], ever
 
 
 def calibrate_history(cfg: PipelineConfig, cache, start: dt.date, end: dt.date, every: str,
-                      quantile: float = 0.95, margin: float = 0.25) -> dict[str, Any]:
+                      quantile: float = 0.99, margin: float = 0.25, sample_days: int = 7) -> dict[str, Any]:
     """Calibrate on the windows of run dates start..end, read from a partition cache."""
     from gates.profile import profile_run_frame
 
-    windows = {}
-    for day in run_dates(start, end, every):
-        frame = cache.window_frame(day)
-        if len(frame):
-            windows[day] = frame
-    if len(windows) < 2:
-        raise ValueError(f"calibration needs at least two windows with data between {start} and {end} "
-                         f"(every {every}, window {cfg.data.window_days} days); found {len(windows)}")
+    pairs = [p for p in calibration_pairs(start, end, every, sample_days)
+             if cache.ingested(p[0]).frames and cache.ingested(p[1]).frames]
+    if not pairs:
+        raise ValueError(f"calibration needs two windows one step ({every}) apart with data between "
+                         f"{start} and {end} (window {cfg.data.window_days} days); found none")
     settings = cfg.gates.drift
-    profiles = {d: profile_run_frame(f, cfg, settings) for d, f in windows.items()}
-    return calibrate(cfg, profiles, every, quantile, margin,
-                     profile_of=lambda ref, d: profile_run_frame(windows[d], cfg, settings, reference=ref))
+    return calibrate(cfg, pairs, every,
+                     lambda day, ref: profile_run_frame(cache.window_frame(day), cfg, settings, reference=ref),
+                     quantile, margin)
 
 
 def write(calibration: dict[str, Any], path: Path) -> Path:

@@ -20,6 +20,7 @@ from gates.config import PipelineConfig
 from gates.ingest import discover, read_file
 
 MAX_CATEGORIES = 50  # more distinct values: no value set is inferred (likely an id or free text)
+MAX_DECLARED = 1000  # ...unless the config declares the column categorical (states, countries)
 
 
 def _type_name(series: pd.Series) -> str:
@@ -130,7 +131,8 @@ def infer_suite(cfg: PipelineConfig, start: dt.date, end: dt.date, margin: float
             if seen != domain:
                 explain.append(f"widened: {col!r} is a calendar column, so its range is its full domain "
                                f"{domain[0]}..{domain[1]} (the history shows {seen[0]}..{seen[1]})")
-        elif (not is_numeric or col in categorical or col == cfg.data.target) and len(distinct) <= MAX_CATEGORIES:
+        elif (not is_numeric or col in categorical or col == cfg.data.target) and (
+                len(distinct) <= MAX_CATEGORIES or (col in categorical and len(distinct) <= MAX_DECLARED)):
             value_set = sorted(v.item() if hasattr(v, "item") else v for v in distinct)
             exps.append(_expectation("expect_column_values_to_be_in_set", column=col, value_set=value_set))
         elif is_numeric:
