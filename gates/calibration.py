@@ -75,14 +75,21 @@ def calibration_pairs(start: dt.date, end: dt.date, every: str, sample_days: int
     of the calendar is seen (a window crossing New Year drifts differently from one in June).
     """
     step = STEP_DAYS[every]
-    pairs = []
-    day = start
+    starts, day = set(), start
     while day <= end:
-        if day + dt.timedelta(days=step) <= end:
-            pairs.append((day, day + dt.timedelta(days=step), "one step"))
+        starts.add(day)
+        day += dt.timedelta(days=max(1, min(sample_days, step)))
+    if every == "month":  # monthly schedules run on the first: whole months enter and leave the window
+        first = dt.date(start.year, start.month, 1)
+        starts |= {d for d in run_dates(first, end, "month") if d >= start}
+    pairs = []
+    for day in sorted(starts):
+        after = (run_dates(day, end, "month")[1:2] if every == "month" and day.day == 1
+                 else [day + dt.timedelta(days=step)])
+        if after and after[0] <= end:
+            pairs.append((day, after[0], "one step"))
         if day + dt.timedelta(days=CYCLE_DAYS) <= end:
             pairs.append((day, day + dt.timedelta(days=CYCLE_DAYS), "one cycle"))
-        day += dt.timedelta(days=max(1, min(sample_days, step)))
     return pairs
 
 
