@@ -24,6 +24,7 @@ CALIBRATION_VERSION = 1
 STATS = ("psi", "ks", "js", "null_rate_change")
 CYCLE_DAYS = 364  # 52 weeks: the same weekdays one year earlier
 STEP_DAYS = {"day": 1, "week": 7, "month": 30}
+SEASON_DAYS = 10  # "the same time of year": within this many days of the run date
 
 
 def run_dates(start: dt.date, end: dt.date, every: str) -> list[dt.date]:
@@ -99,15 +100,22 @@ def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], ev
     reference's bins when given: PSI compares like with like)."""
     collected: dict[str, dict[str, list[float]]] = {}
     labels: list[float] = []
+    seasonal: dict[str, dict[str, list[list[float]]]] = {}  # per feature and stat: [day of year, value]
     references: dict[dt.date, dict[str, Any]] = {}
-    for a, b, _kind in pairs:
+    for a, b, kind in pairs:
         if a not in references:
             references[a] = profile_of(a, None)
         stats = pair_stats(references[a], profile_of(b, references[a]), cfg)
+        doy = b.timetuple().tm_yday
         for feature, values in stats["features"].items():
             for stat, value in values.items():
                 collected.setdefault(feature, {}).setdefault(stat, []).append(value)
+                if kind == "one step" and value is not None and np.isfinite(value):
+                    seasonal.setdefault(feature, {}).setdefault(stat, []).append([doy, round(value, 5)])
         labels.append(stats["label_change"])
+        if kind == "one step" and stats["label_change"] is not None:
+            seasonal.setdefault("__label__", {}).setdefault("change", []).append(
+                [doy, round(stats["label_change"], 6)])
     features = {f: {s: e for s, vals in per.items() if (e := envelope(vals, quantile, margin))}
                 for f, per in collected.items()}
     dates = sorted({d for a, b, _ in pairs for d in (a, b)})
@@ -127,6 +135,11 @@ def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], ev
         "rule": f"envelope = {quantile:.0%} quantile of the historical drift x (1 + {margin})",
         "features": features,
         "label": {"change": envelope(labels, quantile, margin)},
+        # The same step at the same time of year: a window crossing New Year drifts more than one in
+        # June, every year. A run's envelope is the larger of the overall one and the largest drift
+        # seen within `season_days` of its date in an earlier cycle, times (1 + margin).
+        "season_days": SEASON_DAYS,
+        "seasonal": seasonal,
     }
 
 
@@ -172,3 +185,30 @@ def natural_limit(calibration: dict[str, Any] | None, feature: str, stat: str) -
         return None
     entry = (calibration.get("features", {}).get(feature) or {}).get(stat)
     return entry.get("envelope") if entry else None
+
+
+def for_run(calibration: dict[str, Any] | None, run_date: dt.date) -> dict[str, Any] | None:
+    """The envelopes that apply on `run_date`: overall, raised to the drift seen at the same time
+    of year in the history (a seasonal step recurs every cycle; a quantile would drop it)."""
+    if not calibration:
+        return None
+    margin = calibration.get("margin", 0.0)
+    window = calibration.get("season_days", SEASON_DAYS)
+    doy = run_date.timetuple().tm_yday
+
+    def near(points: list[list[float]]) -> float | None:
+        close = [v for d, v in points if min(abs(d - doy), 366 - abs(d - doy)) <= window]
+        return max(close) * (1 + margin) if close else None
+
+    out = {**calibration, "features": {}, "label": dict(calibration.get("label") or {})}
+    for feature, stats in calibration.get("features", {}).items():
+        out["features"][feature] = {}
+        for stat, entry in stats.items():
+            seasonal = near(calibration.get("seasonal", {}).get(feature, {}).get(stat, []))
+            env = max(entry["envelope"], seasonal) if seasonal is not None else entry["envelope"]
+            out["features"][feature][stat] = {**entry, "envelope": round(env, 6)}
+    label = out["label"].get("change")
+    seasonal = near(calibration.get("seasonal", {}).get("__label__", {}).get("change", []))
+    if label and seasonal is not None:
+        out["label"]["change"] = {**label, "envelope": round(max(label["envelope"], seasonal), 6)}
+    return out

@@ -346,10 +346,10 @@ def check_drift(ctx, settings: DriftGate) -> GateResult:
     _no_profile(ctx)
     if ctx.reference is None:
         return _first_run("drift", _reference_note(ctx))
-    from gates.calibration import load as load_calibration
+    from gates.calibration import for_run, load as load_calibration
 
     window = ctx.reference.get("window") or ["?", "?"]
-    calibration = load_calibration(ctx.cfg)  # a broken file raises: the gate errors (fail closed)
+    calibration = for_run(load_calibration(ctx.cfg), ctx.run_date)  # broken file: error (fail closed)
     drifts = compare_profiles(ctx.reference, ctx.profile, settings, calibration)
     result = _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
                            current=ctx.profile, reference=ctx.reference)
@@ -374,9 +374,9 @@ def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
     _no_profile(ctx)
     if ctx.reference is None:
         return _first_run("label_shift", _reference_note(ctx))
-    from gates.calibration import load as load_calibration
+    from gates.calibration import for_run, load as load_calibration
 
-    calibration = load_calibration(ctx.cfg)
+    calibration = for_run(load_calibration(ctx.cfg), ctx.run_date)
     shift = label_shift(ctx.reference.get("label"), ctx.profile.get("label"))
     text = (f"{shift.measure} changed by {shift.change:.4f}"
             + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))
