@@ -152,7 +152,7 @@ def replay_date(cfg: PipelineConfig, run_date: dt.date, cache: PartitionCache,
 # --------------------------------------------------------------------------- the table
 
 KEY_MEASURE = {"label_shift": "change", "contract": "partitions_failed", "partitions": "missing",
-               "champion": "delta", "split_drift": "features_warning"}
+               "champion": "change", "split_drift": "features_warning"}
 
 
 def key_value(result: GateResult) -> float | None:
@@ -168,8 +168,6 @@ def key_value(result: GateResult) -> float | None:
     if result.name == "baseline":
         gains = [v for k, v in m.items() if k.startswith("gain_over_")]
         return min(gains) if gains else None
-    if result.name == "champion":
-        return next((v for k, v in m.items() if k.startswith("delta") or k.startswith("regression")), None)
     key = KEY_MEASURE.get(result.name)
     return m.get(key) if key else None
 
