@@ -59,6 +59,27 @@ class PartitionCache:
         return self.ingested(run_date).combined()
 
 
+class ContractMemo:
+    """Each partition is validated against the suite once: consecutive windows share most days."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, list] = {}
+
+    def check(self, ingested: Ingested, cfg: PipelineConfig) -> GateResult:
+        from gates.contract import WindowValidation, load_suite, validate_partitions
+
+        settings = cfg.gates.contract
+        days = data_gates.contract_days(ingested, cfg)
+        new = {d.isoformat(): ingested.partition_frame(d) for d in days if d.isoformat() not in self.failures}
+        done = (validate_partitions(load_suite(cfg.expectations), new, settings.unexpected_samples)
+                if new else WindowValidation({}, 0, 0, 0.0))
+        for day in new:
+            self.failures[day] = done.failures.get(day, [])
+        window = {d.isoformat(): self.failures[d.isoformat()] for d in days if self.failures[d.isoformat()]}
+        outcome = WindowValidation(window, done.expectations_evaluated, done.ge_calls, done.ge_seconds)
+        return data_gates.contract_result(outcome, days, cfg, settings)
+
+
 @dataclass
 class BacktestChampion:
     """The last passing date's model, its window profile, and its run (for the report)."""
@@ -97,7 +118,7 @@ def _run(specs: list[GateSpec], report: GateReport) -> bool:
 
 def replay_date(cfg: PipelineConfig, run_date: dt.date, cache: PartitionCache,
                 champion: BacktestChampion | None, probes: bool = False,
-                run_id: str = "") -> tuple[DateOutcome, RunContext]:
+                run_id: str = "", contract: ContractMemo | None = None) -> tuple[DateOutcome, RunContext]:
     """One scheduled run on `run_date`, stage by stage, stopping at the first blocking stage."""
     started = time.perf_counter()
     report = GateReport()
@@ -117,7 +138,11 @@ def replay_date(cfg: PipelineConfig, run_date: dt.date, cache: PartitionCache,
         ctx.reference_error = f"profile failed: {type(exc).__name__}: {exc}"
 
     def stages() -> None:
-        if not _run(data_gates.plan(ctx), report):
+        specs = data_gates.plan(ctx)
+        for spec in specs:
+            if spec.name == "contract" and contract is not None:
+                spec.check = lambda: contract.check(ctx.ingested, cfg)
+        if not _run(specs, report):
             return
         ctx.split = split_data(ctx.frame, cfg, run_date)
         if not _run([*data_gates.plan_after_split(ctx), *leakage_gates.plan_before_training(ctx)], report):
@@ -291,6 +316,7 @@ def run_backtest(raw: dict[str, Any], start: dt.date, end: dt.date, every: str, 
     experiment_id = tracking.configure(cfg) if log_mlflow else None
     outcomes: list[DateOutcome] = []
     champion: BacktestChampion | None = None
+    contract = ContractMemo()
     parent = mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest-{start}-{end}") \
         if log_mlflow else None
     try:
@@ -299,7 +325,7 @@ def run_backtest(raw: dict[str, Any], start: dt.date, end: dt.date, every: str, 
                      if log_mlflow else None)
             try:
                 outcome, ctx = replay_date(cfg, day, cache, champion, probes,
-                                           child.info.run_id if child else "")
+                                           child.info.run_id if child else "", contract)
                 if child:
                     tracking.log_gate_results(outcome.results)
                     mlflow.set_tags({"gates.verdict": outcome.verdict, "run_date": day.isoformat(),
@@ -312,6 +338,7 @@ def run_backtest(raw: dict[str, Any], start: dt.date, end: dt.date, every: str, 
                 champion = BacktestChampion(day, ctx.model, ctx.profile, child.info.run_id if child else "")
             if progress:
                 progress(outcome)
+            Backtest(cfg.name, every, calibration is not None, outcomes).write(out / f"backtest-{cfg.name}")
         result = Backtest(cfg.name, every, calibration is not None, outcomes)
         stem = out / f"backtest-{cfg.name}"
         csv_path, md_path = result.write(stem)
