@@ -27,7 +27,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from gates import artifact_gates, data_gates, leakage_gates, model_gates, plots, report, tracking  # noqa: E402
-from gates.config import PipelineConfig, import_object, load_config  # noqa: E402
+from gates.config import ConfigError, PipelineConfig, import_object, load_config  # noqa: E402
 from gates.context import RunContext  # noqa: E402
 from gates.diagnosis import Diagnosis, changes_between, diagnose  # noqa: E402
 from gates.evaluation import champion_deltas, evaluate, evaluate_champion  # noqa: E402
@@ -35,6 +35,7 @@ from gates.export import export_model, library_versions  # noqa: E402
 from gates.ingest import ingest  # noqa: E402
 from flows.runners import is_distributed, local_gates  # noqa: E402
 from gates.pause import pause_point  # noqa: E402
+from gates.preflight import preflight  # noqa: E402
 from gates.promotion import Promotion, promote  # noqa: E402
 from gates.results import GateReport, GateResult, GateSpec  # noqa: E402
 from gates.split import split_data  # noqa: E402
@@ -325,6 +326,7 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
     logger = get_run_logger()
     cfg = load_config(config_path)
     day = dt.date.fromisoformat(run_date) if run_date else dt.date.today()
+    preflight(cfg, day, config_path)  # a config that does not fit the data: ConfigError, no run
     experiment_id = tracking.configure(cfg)
     summary = RunSummary(pipeline=cfg.name, run_date=day.isoformat(), verdict="blocked", headline="",
                          primary_metric=cfg.model.primary_metric, experiment_id=experiment_id,
@@ -345,6 +347,9 @@ def retrain(config_path: str, run_date: str | None = None) -> Any:
         summary.champion_run_id = champ.run_id if champ else None
         try:
             _stages(ctx, gates, summary)
+        except ConfigError:
+            mlflow.set_tag("gates.verdict", "config_error")
+            raise  # exit 2 in the CLI, not a block
         except Exception as exc:
             # A stage (not a gate) crashed: still publish what we know, then fail the run.
             failed = _next_stage(summary.stages_run)

@@ -29,7 +29,7 @@ def _load(config: Path):
     try:
         return load_config(config)
     except ConfigError as exc:
-        err.print(str(exc), style="red", highlight=False, markup=False)
+        err.print(str(exc), style="red", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -43,12 +43,32 @@ def _date(value: str | None, name: str) -> dt.date | None:
         raise typer.Exit(2) from None
 
 
+def _preflight(cfg, config: Path, day: dt.date | None, require_data: bool = False):
+    """The config against its data (gates.preflight): exit 2 naming field and column."""
+    from gates.preflight import preflight
+
+    try:
+        return preflight(cfg, day, str(config), require_data=require_data)
+    except ConfigError as exc:
+        err.print(str(exc), style="red", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("validate-config")
-def validate_config(file: Annotated[Path, typer.Argument(help="Pipeline config YAML.")]) -> None:
+def validate_config(
+    file: Annotated[Path, typer.Argument(help="Pipeline config YAML.")],
+    data: Annotated[bool, typer.Option("--data", help="Also check the config against the newest "
+                                       "partition's schema and the expectation suite.")] = False,
+    run_date: Annotated[str | None, typer.Option(help="With --data: YYYY-MM-DD (default: today).")] = None,
+) -> None:
     """Check a config file; exit 2 naming the field if it is wrong."""
     cfg = _load(file)
+    checked = ""
+    if data:
+        found = _preflight(cfg, file, _date(run_date, "--run-date") or dt.date.today(), require_data=True)
+        checked = f"; fits partition {found.partition} ({len(found.columns)} columns)"
     console.print(f"[green]ok[/] {file}: pipeline {cfg.name!r}, {len(cfg.data.features.all)} features, "
-                  f"primary metric {cfg.model.primary_metric}")
+                  f"primary metric {cfg.model.primary_metric}{checked}", highlight=False, soft_wrap=True)
 
 
 @app.command("demo-data")
@@ -82,6 +102,7 @@ def run(
     """Run the retraining flow; exit 0 when the model was promoted, 1 when a gate blocked."""
     cfg = _load(config)
     day = _date(run_date, "--run-date")
+    _preflight(cfg, config, day or dt.date.today())  # before the Prefect API starts
     from flows.retrain import retrain
     from flows.runners import with_runner
 
@@ -90,6 +111,9 @@ def run(
     summary = state.result(raise_on_failure=False)
     from flows.retrain import RunSummary
 
+    if isinstance(summary, ConfigError):  # raised by the flow's own preflight: not a block
+        err.print(str(summary), style="red", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2)
     if not isinstance(summary, RunSummary):
         err.print(f"flow run {state.name}: {state.message or summary}", style="red")
         raise typer.Exit(1)

@@ -8,12 +8,16 @@ a default.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from gates.results import Severity
 
@@ -32,6 +36,13 @@ class Strict(BaseModel):
 class DataFormat(StrEnum):
     PARQUET = "parquet"
     CSV = "csv"
+
+
+# Sizes are bounded so a typo fails here, naming the field, instead of as an OverflowError in
+# ingest or a report of 99,960 missing partitions.
+MAX_WINDOW_DAYS = 3660
+MAX_ROWS = 1_000_000_000
+MAX_SECONDS = 86_400
 
 
 class Cadence(StrEnum):
@@ -53,7 +64,8 @@ class DataConfig(Strict):
     format: DataFormat = DataFormat.PARQUET
     partition_key: str = "date"
     cadence: Cadence = Cadence.DAILY
-    window_days: int = Field(60, ge=2, description="Days of partitions the run trains on.")
+    window_days: int = Field(60, ge=2, le=MAX_WINDOW_DAYS,
+                             description="Days of partitions the run trains on (at most ten years).")
     timestamp: str = Field(description="Event time column; splits and leakage checks use it.")
     target: str
     entity_id: str | None = None
@@ -82,11 +94,11 @@ class SplitStrategy(StrEnum):
 
 class SplitConfig(Strict):
     strategy: SplitStrategy = SplitStrategy.TIME
-    test_days: int = Field(7, ge=1, description="Newest days held out for the test split.")
-    gap_days: int = Field(0, ge=0, description="Days dropped between train and test.")
+    test_days: int = Field(7, ge=1, le=MAX_WINDOW_DAYS, description="Newest days held out for the test split.")
+    gap_days: int = Field(0, ge=0, le=MAX_WINDOW_DAYS, description="Days dropped between train and test.")
     entity_aware: bool = Field(False, description="Keep each entity wholly in train or in test.")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="Only for strategy: random.")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy's seeds are 32-bit.")
 
 
 # --------------------------------------------------------------------------- model
@@ -113,12 +125,20 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 
 
 class EstimatorConfig(Strict):
-    estimator: str = Field(description="Import path of a scikit-learn estimator class.")
-    params: dict[str, Any] = Field(default_factory=dict)
+    estimator: str = Field(description="Import path of a scikit-learn estimator class, e.g. "
+                           "sklearn.ensemble.HistGradientBoostingClassifier.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
+                                   "estimator's constructor, checked against its signature.")
 
     @field_validator("estimator")
-    def _importable(cls, value: str) -> str:
-        import_object(value, field="estimator")
+    def _estimator_class(cls, value: str) -> str:
+        resolve_estimator(value)
+        return value
+
+    @field_validator("params")
+    def _params_bind(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "estimator" in info.data:  # else the estimator's own error is reported
+            check_estimator_params(resolve_estimator(info.data["estimator"]), value)
         return value
 
 
@@ -165,7 +185,7 @@ class GateSettings(Strict):
 class ContractGate(GateSettings):
     """Great Expectations suite, validated per partition."""
 
-    unexpected_samples: int = Field(5, ge=0, description="Failing values shown per expectation.")
+    unexpected_samples: int = Field(5, ge=0, le=1000, description="Failing values shown per expectation.")
 
 
 class PartitionsGate(GateSettings):
@@ -174,13 +194,21 @@ class PartitionsGate(GateSettings):
         "trailing median is short."
     )
     max_lag_days: int = Field(
-        1, ge=0, description="The newest partition may be at most this many days before the run date."
+        1, ge=0, le=MAX_WINDOW_DAYS, description="The newest partition may be at most this many days before the run date."
     )
-    min_rows: int = Field(1, ge=0, description="A partition with fewer rows is empty.")
+    min_rows: int = Field(1, ge=0, le=MAX_ROWS, description="A partition with fewer rows is empty.")
     trailing_partitions: int = Field(
-        7, ge=1, description="Partitions before a partition whose median row count it is judged by."
+        7, ge=1, le=MAX_WINDOW_DAYS,
+        description="Partitions before a partition whose median row count it is judged by."
     )
-    workers: int = Field(4, ge=1, description="Partitions read and validated in parallel.")
+    workers: int = Field(4, ge=1, le=64, description="Partitions read and validated in parallel.")
+    period_tolerance_minutes: float = Field(
+        0.0, ge=0, le=10_080, description="An event time may fall this far outside its partition's "
+        "period (daily: the partition's day, weekly: the 7 days from it, UTC) and still count as "
+        "inside; rows further out block, named by partition and count.")
+    future_tolerance_minutes: float = Field(
+        5.0, ge=0, le=10_080, description="An event time may lie this far after the run's start "
+        "(clock skew); rows further in the future block, named by partition and count.")
 
 
 class DriftGate(GateSettings):
@@ -197,7 +225,7 @@ class DriftGate(GateSettings):
         0.01, description="Share of rows in categories the reference never saw."
     )
     bins: int = Field(10, ge=2, le=100)
-    sample_rows: int = Field(200_000, ge=1000, description="Rows sampled for KS statistics.")
+    sample_rows: int = Field(200_000, ge=1000, le=MAX_ROWS, description="Rows sampled for KS statistics.")
 
 
 class LabelShiftGate(GateSettings):
@@ -222,7 +250,7 @@ class TargetLeakageGate(GateSettings):
         0.95, description="One-feature ROC AUC, sign-free max(auc, 1 - auc), that blocks.")
     max_single_feature_r2: float = Field(0.9, description="One-feature R² that blocks (regression).")
     allow: list[str] = Field(default_factory=list, description="Features known to be strong.")
-    sample_rows: int = Field(50_000, ge=1000, description="Test rows scored (and train rows "
+    sample_rows: int = Field(50_000, ge=1000, le=MAX_ROWS, description="Test rows scored (and train rows "
                              "used for the categorical encodings); the AUC's standard error is reported.")
 
 
@@ -252,7 +280,7 @@ class ServingAvailabilityGate(GateSettings):
 
 
 class ServingSkewGate(GateSettings):
-    sample_rows: int = Field(1000, ge=10, description="Raw test rows sent through the export.")
+    sample_rows: int = Field(1000, ge=10, le=1_000_000, description="Raw test rows sent through the export.")
     atol: float = Field(1e-6, ge=0, description="Largest prediction difference tolerated.")
 
 
@@ -279,7 +307,7 @@ class MetricSanityGate(GateSettings):
 class SlicesGate(GateSettings):
     floor: float | None = Field(None, description="Primary metric floor on every slice.")
     max_regression: float = Field(0.03, ge=0, description="Per-slice loss against the champion.")
-    min_count: int = Field(200, ge=1, description="Slices with fewer test rows are reported only.")
+    min_count: int = Field(200, ge=1, le=MAX_ROWS, description="Slices with fewer test rows are reported only.")
 
 
 class PredictionsGate(GateSettings):
@@ -289,8 +317,8 @@ class PredictionsGate(GateSettings):
 
 
 class ArtifactGate(GateSettings):
-    timeout_seconds: int = Field(180, ge=5, description="Fresh-process load must finish in this.")
-    golden_rows: int = Field(200, ge=1, description="Rows whose predictions must reproduce.")
+    timeout_seconds: int = Field(180, ge=5, le=MAX_SECONDS, description="Fresh-process load must finish in this.")
+    golden_rows: int = Field(200, ge=1, le=1_000_000, description="Rows whose predictions must reproduce.")
     atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
 
 
@@ -321,13 +349,39 @@ class GatesConfig(Strict):
 # --------------------------------------------------------------------------- tracking
 
 
+# A name that becomes a path component (the experiment's artifact folder), part of a
+# `models:/name@alias` URI or of a Prefect concurrency-limit name: letters, digits, '.', '_', '-',
+# starting with a letter or digit, so it can neither escape its folder ('../', '/') nor break a URI.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
 class MlflowConfig(Strict):
     tracking_uri: str = Field("sqlite:///mlflow.db", description="Relative SQLite paths resolve "
                               "against the working directory.")
     artifact_root: Path = Field(Path("mlartifacts"), description="Where run artifacts are stored.")
-    experiment: str
-    registered_model: str
-    champion_alias: str = "champion"
+    experiment: str = Field(description="Also the folder under artifact_root: letters, digits, "
+                            "'.', '_' and '-', at most 100 characters.")
+    registered_model: str = Field(description="Letters, digits, '.', '_' and '-', at most 100 "
+                                  "characters (it appears in models:/ URIs).")
+    champion_alias: str = Field("champion", description="An MLflow alias: letters, digits, '_' and "
+                                "'-'; not 'latest' nor 'v<number>' (reserved by MLflow).")
+
+    @field_validator("experiment", "registered_model")
+    def _safe_name(cls, value: str, info: ValidationInfo) -> str:
+        if not re.fullmatch(SAFE_NAME, value):
+            raise ValueError(f"{value[:120]!r} is not a safe name: use letters, digits, '.', '_' "
+                             "and '-', starting with a letter or digit, at most 100 characters "
+                             "(no '/', '..', quotes or spaces)")
+        return value
+
+    @field_validator("champion_alias")
+    def _alias(cls, value: str) -> str:
+        if not re.fullmatch(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$", value):
+            raise ValueError(f"{value[:120]!r} is not an alias: letters, digits, '_' and '-', "
+                             "starting with a letter or '_', at most 64 characters")
+        if value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value):
+            raise ValueError(f"{value!r} is reserved by MLflow ('latest', 'v<number>')")
+        return value
 
 
 class ExportConfig(Strict):
@@ -360,7 +414,7 @@ class PromotionConfig(Strict):
     lock: Literal["auto", "file", "prefect"] = Field(
         "auto", description="auto: a file lock beside a local MLflow store, a Prefect global "
         "concurrency limit (one slot) for a remote one.")
-    wait_seconds: float = Field(120.0, ge=0, description="How long a second run waits for the "
+    wait_seconds: float = Field(120.0, ge=0, le=MAX_SECONDS, description="How long a second run waits for the "
                                 "lock before it is refused (blocked, not promoted).")
 
 
@@ -370,16 +424,18 @@ class RunnerConfig(Strict):
     dask_address: str | None = Field(
         None, description="tcp://host:8786 of an existing Dask scheduler: tasks run there through "
         "prefect-dask's DaskTaskRunner. None: threads in the flow's process (the default).")
-    dask_local_workers: int = Field(0, ge=0, description="With no address: start a LocalCluster "
+    dask_local_workers: int = Field(0, ge=0, le=256, description="With no address: start a LocalCluster "
                                     "of this many workers (0: no Dask).")
     partitions_per_task: int = Field(
-        8, ge=1, description="On Dask, the contract is validated by tasks of this many partitions, "
+        8, ge=1, le=MAX_WINDOW_DAYS, description="On Dask, the contract is validated by tasks of this many partitions, "
         "each reading its own partition files on the worker (GE's per-call overhead favours a few "
         "partitions per task over one).")
 
 
 class PipelineConfig(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lower-case, digits and '-'.")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+                      description="Lower-case, digits and '-', at most 63 characters (Prefect "
+                      "artifact keys and deployment names are made of it).")
     task: Task = Task.CLASSIFICATION
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -403,6 +459,15 @@ class PipelineConfig(Strict):
                 f"model.primary_metric: {self.model.primary_metric!r} is not a {self.task.value} "
                 f"metric; allowed: {', '.join(allowed)}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _split_fits_window(self) -> PipelineConfig:
+        held = self.split.test_days + self.split.gap_days
+        if self.split.strategy is SplitStrategy.TIME and held >= self.data.window_days:
+            raise ValueError(
+                f"split.test_days + split.gap_days ({held}) must be less than data.window_days "
+                f"({self.data.window_days}), or nothing is left to train on")
         return self
 
     @property
@@ -431,6 +496,58 @@ def import_object(path: str, *, field: str) -> Any:
         raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
 
 
+# Packages whose modules `model.estimator` may import. Naming a class is not meant to run code:
+# importing a module runs its top level (`this` prints, a user's module may do anything), and a
+# callable like `os.system` would run at training with `params` as its arguments. So the module
+# must lie under one of these packages, *before* it is imported, and what it names must be a
+# class deriving from sklearn.base.BaseEstimator, *before* it is called. Code of your own enters
+# through the documented entry points instead: `model.pipeline` (a factory) and `hooks`.
+ESTIMATOR_PACKAGES = ("sklearn", "xgboost", "lightgbm", "catboost")
+
+
+def resolve_estimator(path: str) -> type:
+    """The estimator class an import path names, checked before anything runs (see above)."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr or not all(p.isidentifier() for p in [*module_name.split("."), attr]):
+        raise ValueError(f"{path!r} is not an import path like 'sklearn.linear_model.LogisticRegression'")
+    if module_name.split(".")[0] not in ESTIMATOR_PACKAGES:
+        raise ValueError(
+            f"{path!r} is outside the estimator packages ({', '.join(ESTIMATOR_PACKAGES)}); "
+            "wrap other models in a `model.pipeline` factory ('module:function')")
+    if importlib.util.find_spec(module_name.split(".")[0]) is None:
+        raise ValueError(f"cannot import module {module_name!r} (package not installed)")
+    obj = import_object(path, field="estimator")
+    from sklearn.base import BaseEstimator
+
+    if not (inspect.isclass(obj) and issubclass(obj, BaseEstimator)):
+        kind = "a class" if inspect.isclass(obj) else type(obj).__name__
+        raise ValueError(f"{path!r} is {kind}, not a scikit-learn estimator class "
+                         "(a subclass of sklearn.base.BaseEstimator)")
+    return obj
+
+
+def check_estimator_params(cls: type, params: dict[str, Any]) -> None:
+    """Params bind to the constructor's signature, and pass scikit-learn's own parameter
+    constraints (types, ranges, allowed strings): checked now, not after a training failure."""
+    names = [p.name for p in inspect.signature(cls).parameters.values()
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    unknown = [k for k in params if k not in names]
+    if unknown:
+        raise ValueError(f"{unknown} not parameter(s) of {cls.__name__}; allowed: {', '.join(names)}")
+    try:
+        estimator = cls(**params)
+    except Exception as exc:  # noqa: BLE001 - any constructor error is a config error
+        raise ValueError(f"{cls.__name__}({', '.join(params)}): {type(exc).__name__}: {exc}") from None
+    validate = getattr(estimator, "_validate_params", None)  # sklearn >= 1.2: the fit-time check
+    if callable(validate):
+        try:
+            validate()
+        except Exception as exc:  # noqa: BLE001 - sklearn's InvalidParameterError names the param
+            raise ValueError(str(exc)) from None
+
+
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid config"]
     for err in exc.errors():
@@ -442,6 +559,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
             msg = f"{msg}; got {err.get('input')!r}"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"  {where}: {msg}")
     return "\n".join(lines)
 
@@ -453,15 +572,34 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> PipelineConfi
         raise ConfigError(_format_validation_error(exc, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no `!!python/...` tags), refusing a key given twice in a mapping:
+    the second would silently win, a typo nobody sees."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                continue  # pydantic names a non-string key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a YAML config; raises ConfigError naming the field on any problem."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of fields at the top level")
     return parse_config(raw, str(path))

@@ -19,6 +19,7 @@ from gates.config import (Cadence, ContractGate, DataFormat, DriftGate, LabelShi
 from gates.contract import WindowValidation, load_suite, merge_validations, validate_partitions
 from gates.drift import FeatureDrift, compare_profiles, label_shift
 from gates.ingest import Ingested, read_file
+from gates.partition_rows import check_rows
 from gates.results import Family, GateResult, judge
 
 REFERENCE_ARTIFACT = "profile/reference.json"
@@ -51,15 +52,25 @@ def _overlapping_files(ingested: Ingested, day: dt.date) -> list[str]:
 
 
 def check_partitions(ingested: Ingested, settings: PartitionsGate,
-                     cadence: Cadence = Cadence.DAILY) -> GateResult:
-    """Every expected partition present, readable, non-empty, unique, of usual size and fresh."""
+                     cadence: Cadence = Cadence.DAILY, cfg: PipelineConfig | None = None) -> GateResult:
+    """Every expected partition present, readable, non-empty, unique, of usual size and fresh;
+    with `cfg`, its rows too (event times in the partition's period, labels, finite numbers:
+    gates.partition_rows)."""
     failures: list[str] = []
     expected = ingested.expected
     missing = [d for d in expected if d not in ingested.files]
     if missing:
         failures.append(f"missing partitions: {_dates(missing)}")
+    for path, reason in sorted(ingested.bad_entries.items()):
+        failures.append(f"bad partition folder {path}: {reason}")
     for path, error in sorted(ingested.errors.items()):
         failures.append(f"unreadable file {path}: {error}")
+    # A folder with no data files (a writer that created it and died) is empty, not present.
+    no_files = [d for d in expected if d in ingested.files and not ingested.files[d]]
+    if no_files:
+        others = {d.isoformat(): ingested.ignored[d] for d in no_files if ingested.ignored.get(d)}
+        failures.append(f"empty partitions (a folder without data files): {_dates(no_files)}"
+                        + (f"; other files there: {others}" if others else ""))
     readable = [d for d in expected if ingested.frames.get(d)]
     rows = {d: ingested.rows(d) for d in readable}
     empty = [d for d in readable if rows[d] < settings.min_rows]
@@ -114,6 +125,13 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
         failures.append(f"stale data: newest partition {newest.isoformat()} is {lag} days before the "
                         f"run date {ingested.run_date.isoformat()} (allowed: {allowed})")
     total = sum(rows.values())
+    try:
+        in_rows = check_rows(ingested, cfg, settings) if cfg is not None else None
+    except Exception as exc:  # noqa: BLE001 - fail closed, but keep the findings above
+        in_rows = None
+        failures.append(f"row checks crashed: {type(exc).__name__}: {exc}")
+    if in_rows is not None:
+        failures += in_rows.failures
     return judge(
         "partitions",
         Family.DATA,
@@ -122,20 +140,27 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
             "expected": len(expected),
             "present": len(expected) - len(missing),
             "missing": len(missing),
-            "empty": len(empty),
+            "empty": len(empty) + len(no_files),
+            "bad_partition_folders": len(ingested.bad_entries),
             "unreadable_files": len(ingested.errors),
             "duplicated": len(overlaps) + sum(len(c) for c in copies),
             "short": len(short),
             "lag_days": lag if lag is not None else -1,
             "rows": total,
+            **(in_rows.measured if in_rows is not None else {}),
         },
         threshold={"min_rows": settings.min_rows, "short_ratio": settings.short_ratio,
                    "trailing_partitions": settings.trailing_partitions,
-                   "max_lag_days": settings.max_lag_days},
+                   "max_lag_days": settings.max_lag_days,
+                   "period_tolerance_minutes": settings.period_tolerance_minutes,
+                   "future_tolerance_minutes": settings.future_tolerance_minutes},
         hint="Check the upstream job that writes these partitions (did it run, did it finish, "
         "did it write once, to the right path?) before retraining.",
         ok_summary=f"{len(expected)} partitions present, {total} rows, newest {lag} day(s) old",
-        details={"missing": [d.isoformat() for d in missing], "empty": [d.isoformat() for d in empty],
+        details={"missing": [d.isoformat() for d in missing],
+                 "empty": [d.isoformat() for d in [*no_files, *empty]],
+                 "bad_partition_folders": {str(p): r for p, r in ingested.bad_entries.items()},
+                 "rows": in_rows.details if in_rows is not None else {},
                  "unreadable": {str(p): e for p, e in ingested.errors.items()},
                  "duplicated": {"overlapping_files": overlaps, "identical_partitions": copies},
                  "short": short_detail,
@@ -459,7 +484,7 @@ def plan(ctx) -> list:
     g = ctx.cfg.gates
     return [
         *plan_gate("partitions", Family.DATA, g.partitions, check_partitions, ctx.ingested, g.partitions,
-                   ctx.cfg.data.cadence),
+                   ctx.cfg.data.cadence, ctx.cfg),
         *plan_gate("contract", Family.DATA, g.contract, check_contract, ctx.ingested, ctx.cfg, g.contract),
         *plan_gate("drift", Family.DATA, g.drift, check_drift, ctx, g.drift),
         *plan_gate("label_shift", Family.DATA, g.label_shift, check_label_shift, ctx, g.label_shift),

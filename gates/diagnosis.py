@@ -173,7 +173,9 @@ def diagnose(report: GateReport, changes: list[Change] | None = None,
              compared_with: str | None = None) -> Diagnosis:
     """Rank causes across every gate: strong evidence first, upstream before downstream."""
     findings = [(r, s) for r in report.results if (s := _strength(r))]
-    order = {"blocking": 0, "failed (warn severity)": 0, "warning": 1}
+    # Only a blocking gate can be the headline cause: a gate configured to warn ranks after every
+    # blocking one, however far upstream it is (it may still explain them, said in the headline).
+    order = {"blocking": 0, "failed (warn severity)": 1, "warning": 2}
     findings.sort(key=lambda rs: (order[rs[1]], cause_of(rs[0]).depth))
     hypotheses: list[Hypothesis] = []
     for r, strength in findings:
@@ -188,6 +190,10 @@ def diagnose(report: GateReport, changes: list[Change] | None = None,
         for h in strong[1:]:
             if cause_of_name(h.gate).depth > cause_of_name(top.gate).depth:
                 top.explains.append(f"{h.gate}: {h.cause}")
+    upstream = [h for h in strong if h.strength == "failed (warn severity)" and strong[0].strength == "blocking"
+                and cause_of_name(h.gate).depth < cause_of_name(strong[0].gate).depth]
+    for h in upstream:
+        h.explains.append(f"{strong[0].gate}: {strong[0].cause}")
     ruled_out = [f"{r.name}: rules out {cause_of(r).rules_out}" for r in report.results
                  if r.status is Status.PASS and cause_of(r).rules_out]
     next_checks = list(dict.fromkeys(h.next_check for h in hypotheses if h.next_check))[:5]
@@ -196,6 +202,9 @@ def diagnose(report: GateReport, changes: list[Change] | None = None,
         root = (f"Most likely cause ({top.bucket}): {top.cause} — {top.evidence[0].split(': ', 1)[-1]}")
         if top.explains:
             root += f"; this also explains {', '.join(e.split(':')[0] for e in top.explains)}"
+        for h in upstream[:1]:
+            root += (f"; upstream, {h.gate} failed at warn severity and may explain it — "
+                     f"{h.evidence[0].split(': ', 1)[-1]}")
     elif report.blocked:
         root = "Blocked, but no gate recorded evidence"
     else:

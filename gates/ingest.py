@@ -1,14 +1,18 @@
 """Find and read the partitions of a run's window.
 
 Reading never raises on a bad file: an unreadable file is recorded with its path so the
-partition gate can block naming it, instead of the run crashing.
+partition gate can block naming it, instead of the run crashing. Nothing read is trusted: a
+zero-byte file, a CSV cut mid-line or with a row of too few fields, text that is not UTF-8,
+duplicated column names, a symlink loop are each "unreadable" with the reason, and a
+classification label read as `1.0/0.0` is normalised to the integers `1/0` before anything
+compares it (see `normalise_labels`). CSV and parquet are both read through Arrow, so the two
+formats give the same pandas dtypes (timestamps as datetime64, text as str).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from gates.config import Cadence, DataFormat, PipelineConfig
+from gates.config import Cadence, DataFormat, PipelineConfig, Task
+
+
+class UnreadableFile(ValueError):
+    """A data file that cannot be trusted as rows; the message says why (the path is added)."""
 
 
 @dataclass
@@ -32,6 +41,8 @@ class Ingested:
     errors: dict[Path, str] = field(default_factory=dict)
     hashes: dict[Path, str] = field(default_factory=dict)
     all_dirs: dict[dt.date, list[Path]] = field(default_factory=dict)
+    bad_entries: dict[Path, str] = field(default_factory=dict)  # partition-like names that are not
+    ignored: dict[dt.date, list[str]] = field(default_factory=dict)  # other files in a partition
 
     def rows(self, day: dt.date) -> int:
         return sum(len(f) for f in self.frames.get(day, []))
@@ -69,36 +80,114 @@ def expected_partitions(run_date: dt.date, window_days: int, cadence: Cadence) -
     return sorted(run_date - dt.timedelta(days=k) for k in range(step, window_days + 1, step))
 
 
-def discover(root: Path, key: str, fmt: DataFormat) -> dict[dt.date, list[Path]]:
-    """Map each partition date under `root` to its data files (hive layout `key=YYYY-MM-DD`)."""
+def discover(root: Path, key: str, fmt: DataFormat,
+             bad: dict[Path, str] | None = None,
+             ignored: dict[dt.date, list[str]] | None = None) -> dict[dt.date, list[Path]]:
+    """Map each partition date under `root` to its data files (hive layout `key=YYYY-MM-DD`).
+
+    A folder named like a partition whose value is not a date (`date=2026-02-30`,
+    `date=yesterday`) or that cannot be opened (a symlink loop, a dangling link) is recorded in
+    `bad` when given; files of another format in a partition are listed in `ignored`. A data file
+    that is a dangling or looping symlink is kept, so reading it fails naming the file.
+    """
     pattern = re.compile(rf"^{re.escape(key)}=(\d{{4}}-\d{{2}}-\d{{2}})$")
     found: dict[dt.date, list[Path]] = {}
     if not root.is_dir():
         return found
-    for child in root.iterdir():
+    for child in sorted(root.iterdir()):
+        if not child.name.startswith(f"{key}="):
+            continue
         match = pattern.match(child.name.strip())
-        if not child.is_dir() or not match:
+        if not match:
+            if bad is not None:
+                bad[child] = f"partition name is not {key}=YYYY-MM-DD"
             continue
         try:
             day = dt.date.fromisoformat(match.group(1))
         except ValueError:
+            if bad is not None:
+                bad[child] = f"{match.group(1)!r} is not a calendar date"
             continue
-        files = sorted(p for p in child.iterdir() if p.is_file() and p.suffix == f".{fmt.value}"
-                       and not p.name.startswith("."))
+        if not child.is_dir():
+            if bad is not None:
+                bad[child] = ("cannot be opened as a folder (symlink loop or dangling link)"
+                              if child.is_symlink() else "a file where a partition folder was expected")
+            continue
+        files, others = [], []
+        for p in sorted(child.iterdir()):
+            if p.name.startswith((".", "_")):
+                continue  # hidden files and markers such as _SUCCESS
+            if p.suffix == f".{fmt.value}" and (p.is_file() or p.is_symlink()):
+                files.append(p)
+            else:
+                others.append(p.name)
         found.setdefault(day, []).extend(files)
+        if others and ignored is not None:
+            ignored.setdefault(day, []).extend(others)
     return found
 
 
 def read_file(path: Path, fmt: DataFormat) -> pd.DataFrame:
-    if fmt is DataFormat.PARQUET:
-        return pq.read_table(path).to_pandas()
-    return pd.read_csv(path)
+    return parse_bytes(path.read_bytes(), fmt)
 
 
 def parse_bytes(raw: bytes, fmt: DataFormat) -> pd.DataFrame:
+    """Parse one data file strictly; raises UnreadableFile (or Arrow's error) saying why."""
+    if not raw:
+        raise UnreadableFile("empty file (0 bytes)")
     if fmt is DataFormat.PARQUET:
-        return pq.read_table(pa.BufferReader(raw)).to_pandas()
-    return pd.read_csv(io.BytesIO(raw))
+        if raw[:4] != b"PAR1" or raw[-4:] != b"PAR1":
+            raise UnreadableFile("not a parquet file (no PAR1 magic bytes at its start and end: "
+                                 "truncated, or another format)")
+        table = pq.read_table(pa.BufferReader(raw))
+    else:
+        if not raw.endswith(b"\n"):
+            raise UnreadableFile("the last line is not terminated by a newline (the file was cut "
+                                 "mid-line?)")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[:exc.start].count(b"\n") + 1
+            raise UnreadableFile(f"not UTF-8 text (byte {raw[exc.start]:#04x} on line {line})") from None
+        try:
+            table = pacsv.read_csv(pa.BufferReader(raw))
+        except pa.ArrowInvalid as exc:  # "Expected 11 columns, got 5: ..." names the row
+            raise UnreadableFile(_short(str(exc))) from None
+    names = table.column_names
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UnreadableFile(f"duplicated column names {dupes}")
+    return table.to_pandas()
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def normalise_labels(frame: pd.DataFrame, target: str, task: Task) -> pd.DataFrame:
+    """One type for a classification label, whatever wrote it: `1.0/0.0` (a CSV, a float column
+    with a null), `True/False` and `"1"/"0"` all become the integers `1/0`, so a label is never
+    compared as a string with another file's or the champion's. Labels that are not integral
+    numbers (text classes, 0.5) are left as they are for the gates to name."""
+    if task is not Task.CLASSIFICATION or target not in frame.columns or frame.empty:
+        return frame
+    series = frame[target]
+    if pd.api.types.is_integer_dtype(series.dtype) and not isinstance(series.dtype, pd.CategoricalDtype):
+        return frame
+    if pd.api.types.is_bool_dtype(series.dtype):
+        numbers = series.astype("int64")
+    else:
+        numbers = pd.to_numeric(series, errors="coerce")
+        if numbers.isna().sum() != series.isna().sum():
+            return frame  # text classes
+        finite = numbers.dropna()
+        if len(finite) and not (finite == finite.round()).all():
+            return frame  # not integral: left for the gates to name
+        numbers = numbers.astype("Int64" if numbers.isna().any() else "int64")
+    frame = frame.copy()
+    frame[target] = numbers
+    return frame
 
 
 def file_sha256(path: Path) -> str:
@@ -114,18 +203,24 @@ def ingest(cfg: PipelineConfig, run_date: dt.date, workers: int | None = None) -
     """Read every file of the window's partitions in parallel; record unreadable files."""
     data = cfg.data
     expected = expected_partitions(run_date, data.window_days, data.cadence)
-    found = discover(Path(data.path), data.partition_key, data.format)
+    bad: dict[Path, str] = {}
+    ignored: dict[dt.date, list[str]] = {}
+    found = discover(Path(data.path), data.partition_key, data.format, bad, ignored)
     in_window = {d: found[d] for d in expected if d in found}
-    result = Ingested(run_date=run_date, expected=expected, files=in_window, all_dirs=found)
+    result = Ingested(run_date=run_date, expected=expected, files=in_window, all_dirs=found,
+                      bad_entries=bad, ignored={d: v for d, v in ignored.items() if d in in_window})
     jobs = [(day, path) for day, paths in in_window.items() for path in paths]
 
     def load(job: tuple[dt.date, Path]) -> tuple[dt.date, Path, pd.DataFrame | None, str | None, str]:
         day, path = job
         try:
             raw = path.read_bytes()  # one read: hashed, then parsed from memory
-            return day, path, parse_bytes(raw, data.format), None, hashlib.sha256(raw).hexdigest()
+            frame = normalise_labels(parse_bytes(raw, data.format), data.target, cfg.task)
+            return day, path, frame, None, hashlib.sha256(raw).hexdigest()
+        except UnreadableFile as exc:
+            return day, path, None, str(exc), ""
         except Exception as exc:  # noqa: BLE001 - recorded and reported by the partition gate
-            return day, path, None, f"{type(exc).__name__}: {exc}", ""
+            return day, path, None, f"{type(exc).__name__}: {_short(str(exc))}", ""
 
     with ThreadPoolExecutor(max_workers=workers or cfg.gates.partitions.workers) as pool:
         for day, path, frame, error, sha in pool.map(load, jobs):

@@ -36,7 +36,7 @@ def broken(tmp_path, data_dir):
 
 
 def _partitions(cfg, ingested):
-    return check_partitions(ingested, cfg.gates.partitions, cfg.data.cadence)
+    return check_partitions(ingested, cfg.gates.partitions, cfg.data.cadence, cfg)
 
 
 def _contract(cfg, ingested):

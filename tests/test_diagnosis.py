@@ -20,9 +20,14 @@ def test_missing_partition_is_named_as_the_cause_of_a_metric_drop():
         _r("baseline", Family.MODEL, Status.PASS),
     ])
     d = diagnose(report)
-    assert d.hypotheses[0].gate == "partitions" and d.hypotheses[0].bucket == "data"
-    assert "champion" in d.hypotheses[0].explains[0]
-    assert "partition" in d.root_cause and "2026-06-27" in d.root_cause
+    # Only a blocking gate is the headline (issue #15.6); the warn-severity partition finding
+    # upstream is named in it as what may explain the drop.
+    assert d.hypotheses[0].gate == "champion" and d.hypotheses[0].strength == "blocking"
+    assert d.root_cause.startswith("Most likely cause (model)")
+    partitions = d.hypotheses[1]
+    assert partitions.gate == "partitions" and partitions.bucket == "data"
+    assert "champion" in partitions.explains[0]
+    assert "partitions failed at warn severity" in d.root_cause and "2026-06-27" in d.root_cause
     assert any(r.startswith("contract") for r in d.ruled_out)
 
 
@@ -44,6 +49,17 @@ def test_benign_warning_never_outranks_a_blocking_cause():
     ])
     d = diagnose(report)
     assert d.hypotheses[0].gate == "champion" and d.hypotheses[1].strength == "warning"
+
+
+def test_warn_severity_failure_upstream_is_never_the_headline():
+    report = GateReport(results=[
+        _r("partitions", Family.DATA, Status.WARN, Severity.WARN, "short partitions: 2026-06-27",
+           downgraded=True),
+        _r("row_overlap", Family.LEAKAGE, Status.FAIL, summary="3% of test rows also in train"),
+    ])
+    d = diagnose(report)
+    assert [h.gate for h in d.hypotheses] == ["row_overlap", "partitions"]
+    assert d.root_cause.split(";")[0].endswith("3% of test rows also in train"), d.root_cause
 
 
 def test_passed_run_lists_warnings_and_has_no_blocking_cause():
