@@ -77,7 +77,7 @@ def test_suite_from_several_windows_gives_calendar_columns_their_full_domain(tmp
     write_demo_data(root, dt.date(2026, 3, 31), days=120, rows_per_day=100)
     cfg = parse_config(demo_config(tmp_path, root))
     explain: list[str] = []
-    suite = infer_suite(cfg, dt.date(2025, 12, 2), dt.date(2026, 3, 31), windows=4, explain=explain)
+    suite = infer_suite(cfg, dt.date(2026, 1, 1), dt.date(2026, 3, 31), windows=3, explain=explain)
     ranges = {e["kwargs"]["column"]: (e["kwargs"]["min_value"], e["kwargs"]["max_value"])
               for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_between"}
     assert ranges["month"] == (1, 12) and ranges["weekday"] == (0, 6)
