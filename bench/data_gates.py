@@ -57,7 +57,7 @@ def _timed(fn, *args):
 
 
 def run(work: Path) -> list[dict]:
-    from gates import data_gates
+    from gates import registry
     from gates.context import RunContext
     from gates.ingest import ingest
     from gates.profile import profile_run_frame
@@ -77,15 +77,10 @@ def run(work: Path) -> list[dict]:
         ctx.reference = profile_run_frame(ctx.frame, cfg, g.drift)  # the champion's, not timed
         started = time.perf_counter()
         ctx.profile, profile_s = _timed(profile_run_frame, ctx.frame, cfg, g.drift, ctx.reference)
-        checks = {
-            "partitions": (data_gates.check_partitions, ctx.ingested, g.partitions, cfg.data.cadence),
-            "contract": (data_gates.check_contract, ctx.ingested, cfg, g.contract),
-            "drift": (data_gates.check_drift, ctx, g.drift),
-            "label_shift": (data_gates.check_label_shift, ctx, g.label_shift),
-        }
+        specs = registry.plan("data", cfg, ctx.values())
         # As the flow runs them: the stage's gates in parallel threads (2 cores).
-        with ThreadPoolExecutor(max_workers=len(checks)) as pool:
-            futures = {name: pool.submit(_timed, fn, *args) for name, (fn, *args) in checks.items()}
+        with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+            futures = {spec.name: pool.submit(_timed, spec.run) for spec in specs}
             results = {name: f.result() for name, f in futures.items()}
         total = time.perf_counter() - started
         contract = results["contract"][0]

@@ -13,14 +13,14 @@ from pathlib import Path
 import joblib
 
 from bench.workload import RUN_DATE, demo_raw_config
-from gates import leakage_gates
+from flows.stages import no_gates, run_until
+from gates import registry
 from gates.config import parse_config
 from gates.context import RunContext
 from gates.demo_data import write_demo_data
 from gates.evaluation import evaluate
 from gates.export import Exported
-from gates.ingest import ingest
-from gates.split import split_data
+from gates.results import Family
 from gates.training import build_pipeline, fit
 
 ROWS_PER_DAY, DAYS = 16_700, 60
@@ -31,9 +31,7 @@ def _context(work: Path) -> RunContext:
     write_demo_data(data, RUN_DATE - dt.timedelta(days=1), days=DAYS, rows_per_day=ROWS_PER_DAY)
     cfg = parse_config(demo_raw_config(work, data, window_days=DAYS))
     ctx = RunContext(cfg=cfg, run_date=RUN_DATE)
-    ctx.ingested = ingest(cfg, RUN_DATE)
-    ctx.frame = ctx.ingested.combined()
-    ctx.split = split_data(ctx.frame, cfg, RUN_DATE)
+    run_until(ctx, "split", run_gates=no_gates)
     return ctx
 
 
@@ -64,8 +62,8 @@ def run(work: Path) -> list[dict]:
     out = [{"section": "leakage_gates", "case": "train demo model (reference)", "status": "-",
             "seconds": round(training, 3), "rows": len(ctx.split.train), "sample_rows": "all",
             "share_of_training": 1.0}]
-    out += _timed([*leakage_gates.plan_before_training(ctx), *leakage_gates.plan_after_training(ctx),
-                   *leakage_gates.plan_after_export(ctx)], rows, training)
+    leakage = [g for g in registry.gates() if g.family is Family.LEAKAGE]
+    out += _timed(registry.specs(leakage, ctx.cfg, ctx.values()), rows, training)
     total = sum(r["seconds"] for r in out[1:])
     out.append({"section": "leakage_gates", "case": "all leakage gates", "status": "-",
                 "seconds": round(total, 3), "rows": rows, "sample_rows": "-",

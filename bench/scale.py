@@ -44,27 +44,20 @@ def _config(work: Path, rows: int) -> Path:
 def data_stage(config_path: str) -> dict:
     """Ingest in the flow's process, then the data gates as the retrain flow runs them: on Dask,
     groups of partitions are validated on the workers, which read their own files."""
-    from flows.retrain import data_stage_specs, gate_task
-    from flows.runners import local_gates
-    from gates import data_gates, tracking
+    from flows.retrain import run_gate_tasks
+    from flows.stages import no_gates, run_until
+    from gates import tracking
     from gates.config import load_config
     from gates.context import RunContext
-    from gates.ingest import ingest
 
     cfg = load_config(config_path)
     tracking.configure(cfg)
     ctx = RunContext(cfg=cfg, run_date=RUN_DATE)
-    ctx.ingested = ingest(cfg, RUN_DATE)
-    ctx.frame = ctx.ingested.combined()
-    data_gates.prepare(ctx)
+    run_until(ctx, "ingest", run_gates=no_gates)
     timings = []
     for _ in range(2):  # the first pass warms the workers (imports, GE contexts): a cold start
         started = time.perf_counter()
-        specs = data_stage_specs(ctx)
-        with local_gates() as local:
-            futures = [gate_task.submit(s.name, s) if local is None
-                       else local.submit(gate_task, {"name": s.name, "spec": s}) for s in specs]
-            results = [f.result() for f in futures]
+        results = run_gate_tasks("data", ctx)
         timings.append(time.perf_counter() - started)
     return {"seconds": timings[1], "cold_seconds": timings[0], "rows": len(ctx.frame),
             "gates": len(results), "verdicts": ",".join(f"{r.name}={r.status.value}" for r in results)}

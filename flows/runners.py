@@ -54,7 +54,7 @@ def local_gates() -> Iterator[ThreadPoolTaskRunner | None]:
 
     None: the flow's own runner is local threads already; else a local thread runner. Only the
     per-partition contract validation goes to the flow's (Dask) runner, as tasks that read their
-    own partition files (flows/retrain.py `data_stage_specs`), so no frame is shipped to a worker.
+    own partition files (flows/retrain.py `spread_contract`), so no frame is shipped to a worker.
     """
     if not is_distributed():
         yield None

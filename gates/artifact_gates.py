@@ -15,9 +15,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gates.config import ArtifactGate, PipelineConfig
+from pydantic import Field
+
+from gates.config import MAX_SECONDS, PipelineConfig
 from gates.export import Exported, sha256
-from gates.results import Family, GateResult, judge, plan_gate
+from gates.registry import Cause, Gate
+from gates.results import Family, GateResult, judge
+from gates.settings import GateSettings
 
 LOADERS = ("joblib", "mlflow-pyfunc")
 # pandas/numpy dtype in the GE suite -> the MLflow signature type a column of it gets.
@@ -28,13 +32,60 @@ UNPICKLING_ERRORS = {"UnpicklingError", "ModuleNotFoundError", "AttributeError",
                      "EOFError", "ValueError", "KeyError", "TypeError"}
 
 
+class ArtifactIntegrityGate(GateSettings):
+    """Every exported file is whole and has the checksum recorded at export."""
+
+
+class LibraryVersionsGate(GateSettings):
+    """The versions recorded with the model load it (reads artifact_loads' fresh-process loads)."""
+
+
+class SignatureGate(GateSettings):
+    """The MLflow model's input signature matches the data contract."""
+
+
+class ArtifactLoadsGate(GateSettings):
+    """Both exports load in a fresh process and reproduce the golden predictions."""
+
+    timeout_seconds: int = Field(180, ge=5, le=MAX_SECONDS, description="Fresh-process load must finish in this.")
+    golden_rows: int = Field(200, ge=1, le=1_000_000, description="Rows whose predictions must reproduce.")
+    atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
+
+
+ARTIFACT_BLOCKS = ("artifact_integrity", "library_versions", "signature", "artifact_loads")
+
+
+def upgrade_artifact_block(gates: dict) -> dict:
+    """An old config's shared `artifact:` block, spread over the four per-gate blocks.
+
+    enabled and severity go to all four, the load settings to artifact_loads. A key given in
+    both places is an error naming both, never a silent choice.
+    """
+    if not isinstance(gates, dict) or "artifact" not in gates:
+        return gates
+    gates = dict(gates)
+    old = gates.pop("artifact") or {}
+    if not isinstance(old, dict):
+        raise ValueError("gates.artifact: expected a mapping (the old shared block of the artifact gates)")
+    for key, value in old.items():
+        targets = ARTIFACT_BLOCKS if key in ("enabled", "severity") else ("artifact_loads",)
+        for block in targets:
+            target = dict(gates.get(block) or {})
+            if key in target:
+                raise ValueError(f"gates.artifact.{key} and gates.{block}.{key} are both set; "
+                                 f"gates.artifact is the old shared block, keep gates.{block}.{key}")
+            target[key] = value
+            gates[block] = target
+    return gates
+
+
 def _require(exported: Exported | None) -> Exported:
     if exported is None:
         raise ValueError("nothing was exported: the artifact gates have no files to verify")
     return exported
 
 
-def check_integrity(exported: Exported | None, settings: ArtifactGate) -> GateResult:
+def check_integrity(exported: Exported | None, settings: ArtifactIntegrityGate | None = None) -> GateResult:
     """Every exported file exists, is non-empty, and still has the checksum recorded at export."""
     exported = _require(exported)
     failures = []
@@ -55,8 +106,7 @@ def check_integrity(exported: Exported | None, settings: ArtifactGate) -> GateRe
         "artifact_integrity", Family.ARTIFACT, failures=failures,
         measured={"files": len(exported.checksums), "bad_files": len(failures),
                   "bytes": sum(exported.sizes.values())},
-        hint="Re-export the model; if it happens again, check the disk and whatever writes to "
-        "the export folder between export and verification.",
+        hint=ARTIFACT_INTEGRITY.hint,
         ok_summary=f"{len(exported.checksums)} files non-empty, checksums match",
     )
 
@@ -80,7 +130,7 @@ def probe(loader: str, path: Path, golden: Path, task: str, timeout: int) -> dic
 class LoadProbes:
     """The fresh-process loads of one export, run once (in parallel) and shared by the gates."""
 
-    def __init__(self, exported: Exported | None, cfg: PipelineConfig, settings: ArtifactGate) -> None:
+    def __init__(self, exported: Exported | None, cfg: PipelineConfig, settings: ArtifactLoadsGate) -> None:
         self.exported, self.cfg, self.settings = exported, cfg, settings
         self._lock = threading.Lock()
         self._reports: list[dict] | None = None
@@ -100,7 +150,7 @@ class LoadProbes:
             return self._reports
 
 
-def check_fresh_load(probes: LoadProbes, settings: ArtifactGate) -> GateResult:
+def check_fresh_load(probes: LoadProbes, settings: ArtifactLoadsGate) -> GateResult:
     """Both exports load in a fresh process and reproduce the in-memory predictions."""
     failures, measured = [], {}
     reports = probes.reports()
@@ -116,8 +166,7 @@ def check_fresh_load(probes: LoadProbes, settings: ArtifactGate) -> GateResult:
     return judge(
         "artifact_loads", Family.ARTIFACT, failures=failures, measured=measured,
         threshold={"atol": settings.atol, "timeout_seconds": settings.timeout_seconds},
-        hint="The exported files do not hold the model that was evaluated: check the export "
-        "step, the serialization format and the library versions of the loading environment.",
+        hint=ARTIFACT_LOADS.hint,
         ok_summary="joblib and MLflow pyfunc load in a fresh process and reproduce predictions",
         details={"probes": reports},
     )
@@ -170,11 +219,18 @@ def check_signature(inputs: dict[str, str] | None, contract: dict[str, str], fea
     return judge(
         "signature", Family.ARTIFACT, failures=failures, warnings=warnings,
         measured={"signature_columns": len(inputs), "features": len(features)},
-        hint="Serving validates requests against this signature: re-export from data that matches "
-        "the contract, or update the contract (expectations suite) if the type change is intended.",
+        hint=SIGNATURE.hint,
         ok_summary=f"signature matches the data contract on {len(features)} feature columns",
         details={"signature": inputs, "contract": {f: contract.get(f) for f in features}},
     )
+
+
+def check_exported_signature(exported: Exported | None, cfg: PipelineConfig,
+                             settings: SignatureGate | None = None) -> GateResult:
+    """The signature gate on an export: its MLflow model's signature against the data contract."""
+    model_dir = _require(exported).mlflow_model_dir
+    return check_signature(signature_inputs(model_dir), contract_types(cfg.expectations),
+                           cfg.data.features.all, model_dir)
 
 
 def recorded_requirements(model_dir: Path) -> dict[str, str]:
@@ -196,7 +252,8 @@ def _damaged(exported: Exported, loader: str) -> bool:
                for k in keys)
 
 
-def check_library_versions(probes: LoadProbes, exported: Exported | None) -> GateResult:
+def check_library_versions(probes: LoadProbes, exported: Exported | None,
+                           settings: LibraryVersionsGate | None = None) -> GateResult:
     """The versions recorded with the model are the ones that load it.
 
     Blocks on: a version pinned in the export (manifest or requirements.txt) that differs from
@@ -234,26 +291,65 @@ def check_library_versions(probes: LoadProbes, exported: Exported | None) -> Gat
     return judge(
         "library_versions", Family.ARTIFACT, failures=failures, measured=measured,
         threshold={"rule": "recorded == runtime"},
-        hint="Load the model with the versions it was trained with (requirements.txt of the MLflow "
-        "model), or retrain under the runtime's versions.",
+        hint=LIBRARY_VERSIONS.hint,
         ok_summary=f"{len(recorded)} recorded library versions match the runtime; no version warnings on load",
         details={"recorded": recorded, "runtime": runtime},
     )
 
 
-def plan(ctx) -> list:
-    """The artifact gates, run on the exported files before anything is registered."""
-    g, cfg, exported = ctx.cfg.gates, ctx.cfg, ctx.exported
-    probes = LoadProbes(exported, cfg, g.artifact)
+# --------------------------------------------------------------------------- declarations
+# One config block each; library_versions and artifact_loads share one LoadProbes per export,
+# configured by gates.artifact_loads. Old configs' shared `artifact:` block still reads.
 
-    def signature() -> GateResult:
-        model_dir = _require(exported).mlflow_model_dir
-        return check_signature(signature_inputs(model_dir), contract_types(cfg.expectations),
-                               cfg.data.features.all, model_dir)
 
-    return [
-        *plan_gate("artifact_integrity", Family.ARTIFACT, g.artifact, check_integrity, exported, g.artifact),
-        *plan_gate("library_versions", Family.ARTIFACT, g.artifact, check_library_versions, probes, exported),
-        *plan_gate("signature", Family.ARTIFACT, g.artifact, signature),
-        *plan_gate("artifact_loads", Family.ARTIFACT, g.artifact, check_fresh_load, probes, g.artifact),
-    ]
+ARTIFACT_INTEGRITY = Gate(
+    name="artifact_integrity", family=Family.ARTIFACT, stage="artifact", settings=ArtifactIntegrityGate,
+    inputs=("exported",), check=check_integrity,
+    cause=Cause(bucket="pipeline", depth=3, meaning="an exported file is empty, truncated or corrupted",
+                rules_out="empty or corrupted model files",
+                next_check="Check what writes to the export folder after export; re-export."),
+    hint="Re-export the model; if it happens again, check the disk and whatever writes to "
+    "the export folder between export and verification.",
+    blocks_when="an exported file is missing, empty, truncated or its checksum changed",
+    faults=("empty_artifact", "corrupted_artifact"),
+)
+
+LIBRARY_VERSIONS = Gate(
+    name="library_versions", family=Family.ARTIFACT, stage="artifact", settings=LibraryVersionsGate,
+    inputs=("probes", "exported"), check=check_library_versions,
+    cause=Cause(bucket="pipeline", depth=3, meaning="the model was serialized under other library versions",
+                rules_out="library-version mismatches on load",
+                next_check="Pin the training and serving environments to the same versions."),
+    hint="Load the model with the versions it was trained with (requirements.txt of the MLflow "
+    "model), or retrain under the runtime's versions.",
+    blocks_when="loading raises scikit-learn's `InconsistentVersionWarning` or an unpickling error "
+    "(names library and versions)",
+    faults=("library_version_mismatch",),
+)
+
+SIGNATURE = Gate(
+    name="signature", family=Family.ARTIFACT, stage="artifact", settings=SignatureGate,
+    inputs=("exported", "cfg"), check=check_exported_signature,
+    cause=Cause(bucket="pipeline", depth=4, meaning="the model's input signature does not match the data contract",
+                rules_out="signature/contract mismatches",
+                next_check="Compare the model's signature with expectations/."),
+    hint="Serving validates requests against this signature: re-export from data that matches "
+    "the contract, or update the contract (expectations suite) if the type change is intended.",
+    blocks_when="the model's input signature does not match the data contract",
+)
+
+ARTIFACT_LOADS = Gate(
+    name="artifact_loads", family=Family.ARTIFACT, stage="artifact", settings=ArtifactLoadsGate,
+    inputs=("probes",), check=check_fresh_load,
+    cause=Cause(bucket="pipeline", depth=4,
+                meaning="the exported model does not load or reproduce its predictions",
+                rules_out="models that do not load in a fresh process or change their predictions",
+                next_check="Load the file by hand in a fresh interpreter; check serialization and versions."),
+    hint="The exported files do not hold the model that was evaluated: check the export "
+    "step, the serialization format and the library versions of the loading environment.",
+    blocks_when="the MLflow model or the joblib file does not load in a fresh interpreter or does "
+    "not reproduce the golden predictions",
+)
+
+GATES = [ARTIFACT_INTEGRITY, LIBRARY_VERSIONS, SIGNATURE, ARTIFACT_LOADS]
+CONFIG_UPGRADES = [upgrade_artifact_block]

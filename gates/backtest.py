@@ -6,8 +6,8 @@ up as the streak it causes in production. Everything goes to an isolated MLflow 
 output folder (never the pipeline's registry). Partitions are read once and reused across dates;
 the artifact probes (export, fresh-process load, serving skew) run only with `probes=True`.
 
-The stage glue is deliberately small: the same gate plans and stage functions as flows/retrain.py,
-called in process without Prefect.
+No stage glue of its own: each date runs flows/stages.py `run_until`, the flow's own steps and
+gate plans, in process without Prefect.
 """
 
 from __future__ import annotations
@@ -23,16 +23,12 @@ from typing import Any
 
 import pandas as pd
 
-from gates import data_gates, leakage_gates, model_gates
+from gates import data_gates, registry
 from gates.config import PipelineConfig, parse_config
 from gates.context import RunContext
-from gates.evaluation import evaluate
 from gates.ingest import Ingested, expected_partitions, ingest
-from gates.profile import profile_run_frame
-from gates.results import GateReport, GateResult, GateSpec
-from gates.split import split_data
+from gates.results import GateReport, GateResult, Status
 from gates.tracking import Champion
-from gates.training import build_baselines, build_pipeline, fit
 
 
 class PartitionCache:
@@ -110,65 +106,40 @@ def isolated_config(raw: dict[str, Any], out: Path) -> PipelineConfig:
     return parse_config(raw, "backtest")
 
 
-def _run(specs: list[GateSpec], report: GateReport) -> bool:
-    results = [spec.run() for spec in specs]
-    report.extend(results)
-    return not any(r.blocks for r in results)
-
-
 def replay_date(cfg: PipelineConfig, run_date: dt.date, cache: PartitionCache,
                 champion: BacktestChampion | None, probes: bool = False,
                 run_id: str = "", contract: ContractMemo | None = None) -> tuple[DateOutcome, RunContext]:
-    """One scheduled run on `run_date`, stage by stage, stopping at the first blocking stage."""
+    """One scheduled run on `run_date`: the pipeline's own stages (flows/stages.py `run_until`)
+    up to evaluate (export with `probes`), stopping at the first blocking stage. The partitions
+    come from the cache, the champion's model and profile from memory, the contract's
+    per-partition verdicts from the memo; nothing is promoted."""
+    from flows.stages import Progress, run_until
+
     started = time.perf_counter()
     report = GateReport()
-    ctx = RunContext(cfg=cfg, run_date=run_date, run_id=run_id)
+    ctx = RunContext(cfg=cfg, run_date=run_date, run_id=run_id or run_date.isoformat())
     if champion is not None:
         ctx.champion = Champion(version=champion.date.isoformat(), run_id=champion.run_id,
                                 model_uri=f"backtest:{champion.date.isoformat()}")
-        ctx.reference = champion.profile
-    else:
-        ctx.notes.append("drift: first run (no champion yet), nothing to compare with")
+        ctx.reference, ctx.champion_model = champion.profile, champion.model
     ctx.ingested = cache.ingested(run_date)
-    ctx.frame = ctx.ingested.combined()
-    try:
-        window = (ctx.ingested.expected[0].isoformat(), ctx.ingested.expected[-1].isoformat())
-        ctx.profile = profile_run_frame(ctx.frame, cfg, cfg.gates.drift, ctx.reference, window)
-    except Exception as exc:  # noqa: BLE001 - the drift gate reports it (fail closed)
-        ctx.reference_error = f"profile failed: {type(exc).__name__}: {exc}"
 
-    def stages() -> None:
-        specs = data_gates.plan(ctx)
+    def run_gates(stage: str, c: RunContext) -> list[GateResult]:
+        specs = registry.plan(stage, c.cfg, c.values())
         for spec in specs:
             if spec.name == "contract" and contract is not None:
-                spec.check = lambda: contract.check(ctx.ingested, cfg)
-        if not _run(specs, report):
-            return
-        ctx.split = split_data(ctx.frame, cfg, run_date)
-        if not _run([*data_gates.plan_after_split(ctx), *leakage_gates.plan_before_training(ctx)], report):
-            return
-        ctx.model = fit(build_pipeline(cfg), ctx.split.train, cfg)
-        ctx.baselines = {n: fit(p, ctx.split.train, cfg) for n, p in build_baselines(cfg).items()}
-        ctx.metrics, ctx.scores = evaluate(ctx.model, ctx.split.test, cfg)
-        ctx.baseline_metrics = {n: evaluate(m, ctx.split.test, cfg)[0] for n, m in ctx.baselines.items()}
-        if champion is not None:
-            ctx.champion_model = champion.model
-            ctx.champion_metrics, ctx.champion_scores = evaluate(champion.model, ctx.split.test, cfg)
-        if not _run([*leakage_gates.plan_after_training(ctx), *model_gates.plan(ctx)], report):
-            return
-        if probes:
-            from gates import artifact_gates
-            from gates.export import export_model
+                spec.check = lambda: contract.check(c.ingested, c.cfg)
+        return [spec.run() for spec in specs]
 
-            ctx.exported = export_model(ctx.model, ctx.split.test, cfg, run_id or run_date.isoformat(),
-                                        cfg.gates.artifact.golden_rows)
-            _run([*artifact_gates.plan(ctx), *leakage_gates.plan_after_export(ctx)], report)
-
+    progress = Progress()
     try:
-        stages()
+        run_until(ctx, "export" if probes else "evaluate", report=report, progress=progress,
+                  run_gates=run_gates)
     except Exception as exc:  # noqa: BLE001 - a crashed step blocks, as in the flow
-        report.extend([GateResult(name="stage_crash", family="model", status="error",
-                                  summary=f"pipeline step crashed: {type(exc).__name__}: {exc}")])
+        name = f"stage_{progress.current}"
+        report.extend([GateResult(name=name, family=registry.family_of(name), status=Status.ERROR,
+                                  summary=f"pipeline step {progress.current} crashed: "
+                                  f"{type(exc).__name__}: {exc}")])
     outcome = DateOutcome(run_date, report.verdict, champion.date if champion else None, report.results,
                           round(time.perf_counter() - started, 2))
     return outcome, ctx

@@ -16,18 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from gates.results import Severity
+from gates.settings import GateSettings, Strict  # noqa: F401 - the config's building blocks
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the field and what is allowed."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 # --------------------------------------------------------------------------- data and split
@@ -175,175 +170,8 @@ class ModelConfig(EstimatorConfig):
 
 
 # --------------------------------------------------------------------------- gates
-
-
-class GateSettings(Strict):
-    enabled: bool = True
-    severity: Severity = Severity.BLOCK
-
-
-class ContractGate(GateSettings):
-    """Great Expectations suite, validated per partition."""
-
-    unexpected_samples: int = Field(5, ge=0, le=1000, description="Failing values shown per expectation.")
-
-
-class PartitionsGate(GateSettings):
-    short_ratio: float = Field(
-        0.5, gt=0, lt=1, description="A partition with fewer rows than this share of the "
-        "trailing median is short."
-    )
-    max_lag_days: int = Field(
-        1, ge=0, le=MAX_WINDOW_DAYS, description="The newest partition may be at most this many days before the run date."
-    )
-    min_rows: int = Field(1, ge=0, le=MAX_ROWS, description="A partition with fewer rows is empty.")
-    trailing_partitions: int = Field(
-        7, ge=1, le=MAX_WINDOW_DAYS,
-        description="Partitions before a partition whose median row count it is judged by."
-    )
-    workers: int = Field(4, ge=1, le=64, description="Partitions read and validated in parallel.")
-    period_tolerance_minutes: float = Field(
-        0.0, ge=0, le=10_080, description="An event time may fall this far outside its partition's "
-        "period (daily: the partition's day, weekly: the 7 days from it, UTC) and still count as "
-        "inside; rows further out block, named by partition and count.")
-    future_tolerance_minutes: float = Field(
-        5.0, ge=0, le=10_080, description="An event time may lie this far after the run's start "
-        "(clock skew); rows further in the future block, named by partition and count.")
-
-
-class DriftGate(GateSettings):
-    severity: Severity = Severity.BLOCK
-    psi_warn: float = 0.1
-    psi_block: float = 0.25
-    ks_warn: float = 0.1
-    ks_block: float = 0.3
-    js_warn: float = 0.05
-    js_block: float = 0.2
-    null_rate_warn: float = 0.02
-    null_rate_block: float = 0.1
-    new_category_share_block: float = Field(
-        0.01, description="Share of rows in categories the reference never saw."
-    )
-    bins: int = Field(10, ge=2, le=100)
-    sample_rows: int = Field(200_000, ge=1000, le=MAX_ROWS, description="Rows sampled for KS statistics.")
-
-
-class LabelShiftGate(GateSettings):
-    warn: float = Field(0.02, description="Absolute change in the positive rate (or mean target).")
-    block: float = Field(0.08, description="Absolute change that blocks.")
-
-
-class TimeOrderGate(GateSettings):
-    """Every training timestamp precedes the oldest test timestamp by at least split.gap_days."""
-
-
-class RowOverlapGate(GateSettings):
-    max_share: float = Field(0.001, ge=0, le=1, description="Share of test rows also in train "
-                             "(and, with split.entity_aware, of test entities also in train).")
-    ignore_columns: list[str] | None = Field(
-        None, description="Columns left out of the row hash; default: the timestamp, because a "
-        "re-stamped copy of a record is still the same record.")
-
-
-class TargetLeakageGate(GateSettings):
-    max_single_feature_auc: float = Field(
-        0.95, description="One-feature ROC AUC, sign-free max(auc, 1 - auc), that blocks.")
-    max_single_feature_r2: float = Field(0.9, description="One-feature R² that blocks (regression).")
-    allow: list[str] = Field(default_factory=list, description="Features known to be strong.")
-    sample_rows: int = Field(50_000, ge=1000, le=MAX_ROWS, description="Test rows scored (and train rows "
-                             "used for the categorical encodings); the AUC's standard error is reported.")
-
-
-class PerfectMetricGate(GateSettings):
-    ceilings: dict[str, float] = Field(
-        default_factory=lambda: {"roc_auc": 0.995, "accuracy": 0.995, "r2": 0.995},
-        description="Candidate metrics at or above these look like leakage.",
-    )
-    max_jump: float = Field(
-        0.02, ge=0, description="At a ceiling, the most the candidate may beat the champion (or, on a "
-        "first run, the best simple baseline) by before it is a jump, not an easy problem.")
-
-
-class PreprocessingFitGate(GateSettings):
-    rtol: float = Field(1e-6, description="Tolerance when matching learned statistics.")
-
-
-class ServingAvailabilityGate(GateSettings):
-    max_future_share: float = Field(
-        0.0, ge=0, le=1,
-        description="Share of rows whose feature value was known only after prediction time.")
-    feature_timestamps: dict[str, str] = Field(
-        default_factory=dict,
-        description="feature -> column holding when that feature's value became known (its "
-        "as-of time, as a feature store records it). A row whose as-of time is after its event "
-        "timestamp (the prediction time) used the future.")
-
-
-class ServingSkewGate(GateSettings):
-    sample_rows: int = Field(1000, ge=10, le=1_000_000, description="Raw test rows sent through the export.")
-    atol: float = Field(1e-6, ge=0, description="Largest prediction difference tolerated.")
-
-
-class BaselineGate(GateSettings):
-    min_improvement: float = Field(
-        0.01, ge=0, description="The candidate must beat every baseline by this much (absolute)."
-    )
-
-
-class ChampionGate(GateSettings):
-    max_regression: float = Field(
-        0.005, ge=0, description="Absolute loss in the primary metric tolerated against the champion."
-    )
-    min_value: float | None = Field(
-        None, description="Absolute bound on the primary metric (a floor, or a ceiling for lower-is-"
-        "better metrics), applied on every run; on the first run, with no champion, it is the only check."
-    )
-
-
-class MetricSanityGate(GateSettings):
-    pass
-
-
-class SlicesGate(GateSettings):
-    floor: float | None = Field(None, description="Primary metric floor on every slice.")
-    max_regression: float = Field(0.03, ge=0, description="Per-slice loss against the champion.")
-    min_count: int = Field(200, ge=1, le=MAX_ROWS, description="Slices with fewer test rows are reported only.")
-
-
-class PredictionsGate(GateSettings):
-    max_rate_change: float = Field(
-        0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion."
-    )
-
-
-class ArtifactGate(GateSettings):
-    timeout_seconds: int = Field(180, ge=5, le=MAX_SECONDS, description="Fresh-process load must finish in this.")
-    golden_rows: int = Field(200, ge=1, le=1_000_000, description="Rows whose predictions must reproduce.")
-    atol: float = Field(1e-9, ge=0, description="Prediction tolerance for reproduced outputs.")
-
-
-class GatesConfig(Strict):
-    contract: ContractGate = Field(default_factory=ContractGate)
-    partitions: PartitionsGate = Field(default_factory=PartitionsGate)
-    drift: DriftGate = Field(default_factory=DriftGate)
-    label_shift: LabelShiftGate = Field(default_factory=LabelShiftGate)
-    split_drift: DriftGate = Field(
-        default_factory=lambda: DriftGate(severity=Severity.WARN),
-        description="Train split against test split within the run (warns by default).",
-    )
-    time_order: TimeOrderGate = Field(default_factory=TimeOrderGate)
-    row_overlap: RowOverlapGate = Field(default_factory=RowOverlapGate)
-    target_leakage: TargetLeakageGate = Field(default_factory=TargetLeakageGate)
-    perfect_metric: PerfectMetricGate = Field(default_factory=PerfectMetricGate)
-    preprocessing_fit: PreprocessingFitGate = Field(default_factory=PreprocessingFitGate)
-    serving_availability: ServingAvailabilityGate = Field(default_factory=ServingAvailabilityGate)
-    serving_skew: ServingSkewGate = Field(default_factory=ServingSkewGate)
-    baseline: BaselineGate = Field(default_factory=BaselineGate)
-    champion: ChampionGate = Field(default_factory=ChampionGate)
-    metric_sanity: MetricSanityGate = Field(default_factory=MetricSanityGate)
-    slices: SlicesGate = Field(default_factory=SlicesGate)
-    predictions: PredictionsGate = Field(default_factory=PredictionsGate)
-    artifact: ArtifactGate = Field(default_factory=ArtifactGate)
+# Each gate declares its settings model beside its check (gates/registry.py); the `gates:`
+# section, GatesConfig, is assembled from those declarations on first use (see `_complete`).
 
 
 # --------------------------------------------------------------------------- tracking
@@ -446,7 +274,7 @@ class PipelineConfig(Strict):
         "expectations/x.calibration.json; drift and label_shift block only outside it. None: uncalibrated.")
     mlflow: MlflowConfig
     export: ExportConfig = Field(default_factory=ExportConfig)
-    gates: GatesConfig = Field(default_factory=GatesConfig)
+    gates: GatesConfig = Field(default_factory=lambda: _gates_config()())
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
@@ -485,15 +313,39 @@ def import_object(path: str, *, field: str) -> Any:
     if not sep:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
-        raise ValueError(f"{path!r} is not an import path like 'sklearn.linear_model.LogisticRegression'")
+        raise ValueError(f"{field}: {path!r} is not an import path like "
+                         "'sklearn.linear_model.LogisticRegression'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r} ({exc})") from None
+        raise ValueError(f"{field}: cannot import module {module_name!r} ({exc})") from None
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+        raise ValueError(f"{field}: module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _gates_config() -> type[Strict]:
+    from gates.registry import gates_config
+
+    built = gates_config()
+    if not PipelineConfig.__pydantic_complete__:
+        PipelineConfig.model_rebuild(_types_namespace={"GatesConfig": built})
+    return built
+
+
+def _complete() -> None:
+    """Give PipelineConfig its `gates:` section, built from the gate declarations.
+
+    Deferred to first use because the gate modules import this one (for PipelineConfig, Task, ...).
+    """
+    _gates_config()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GatesConfig":
+        return _gates_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Packages whose modules `model.estimator` may import. Naming a class is not meant to run code:
@@ -566,6 +418,7 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
 
 
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> PipelineConfig:
+    _complete()
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:

@@ -1,8 +1,13 @@
-"""What one run knows so far; each stage fills in its part and the gates read it."""
+"""What one run knows so far; each stage fills in its part and the gates read it.
+
+Gates never read the context itself: each declares the values it needs by name
+(gates/registry.py `Gate.inputs`) and receives them from `values()`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +28,7 @@ class RunContext:
     run_id: str = ""
     ingested: Ingested | None = None
     frame: pd.DataFrame | None = None
+    schema: dict[str, str] = field(default_factory=dict)  # column -> dtype as delivered
     reference: dict[str, Any] | None = None  # profile stored with the champion's run
     reference_error: str | None = None  # why the champion's profile could not be loaded
     profile: dict[str, Any] | None = None  # this run's profile (logged as profile/reference.json)
@@ -38,4 +44,17 @@ class RunContext:
     champion_scores: np.ndarray | None = None
     champion_error: str | None = None
     exported: Exported | None = None
+    probes: Any = None  # the export's fresh-process loads, shared by the artifact gates
+    # Set when the contract's per-partition validation was spread over Dask workers.
+    contract_validations: Callable[[], list] | None = None
+    promotion: Any = None  # gates.promotion.Promotion, once the promote step ran
     notes: list[str] = field(default_factory=list)  # stated rules applied, e.g. first run
+
+    def values(self) -> dict[str, Any]:
+        """What a gate may declare as an input: the run's values by name, and a few derived ones."""
+        return {
+            **{name: getattr(self, name) for name in self.__dataclass_fields__},
+            "cadence": self.cfg.data.cadence,
+            "test": self.split.test if self.split is not None else None,
+            "champion_version": self.champion.version if self.champion is not None else None,
+        }

@@ -9,20 +9,78 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gates.config import (Cadence, ContractGate, DataFormat, DriftGate, LabelShiftGate, PartitionsGate,
-                          PipelineConfig)
+from pydantic import Field
+
+from gates.config import MAX_ROWS, MAX_WINDOW_DAYS, Cadence, DataFormat, PipelineConfig
 from gates.contract import WindowValidation, load_suite, merge_validations, validate_partitions
 from gates.drift import FeatureDrift, compare_profiles, label_shift
 from gates.ingest import Ingested, read_file
 from gates.partition_rows import check_rows
-from gates.results import Family, GateResult, judge
+from gates.registry import Cause, Gate
+from gates.results import Family, GateResult, Severity, judge
+from gates.settings import GateSettings
+from gates.split import Split
 
-REFERENCE_ARTIFACT = "profile/reference.json"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class ContractGate(GateSettings):
+    """Great Expectations suite, validated per partition."""
+
+    unexpected_samples: int = Field(5, ge=0, le=1000, description="Failing values shown per expectation.")
+
+
+class PartitionsGate(GateSettings):
+    short_ratio: float = Field(
+        0.5, gt=0, lt=1, description="A partition with fewer rows than this share of the "
+        "trailing median is short."
+    )
+    max_lag_days: int = Field(
+        1, ge=0, le=MAX_WINDOW_DAYS, description="The newest partition may be at most this many days before the run date."
+    )
+    min_rows: int = Field(1, ge=0, le=MAX_ROWS, description="A partition with fewer rows is empty.")
+    trailing_partitions: int = Field(
+        7, ge=1, le=MAX_WINDOW_DAYS,
+        description="Partitions before a partition whose median row count it is judged by."
+    )
+    workers: int = Field(4, ge=1, le=64, description="Partitions read and validated in parallel.")
+    period_tolerance_minutes: float = Field(
+        0.0, ge=0, le=10_080, description="An event time may fall this far outside its partition's "
+        "period (daily: the partition's day, weekly: the 7 days from it, UTC) and still count as "
+        "inside; rows further out block, named by partition and count.")
+    future_tolerance_minutes: float = Field(
+        5.0, ge=0, le=10_080, description="An event time may lie this far after the run's start "
+        "(clock skew); rows further in the future block, named by partition and count.")
+
+
+class DriftGate(GateSettings):
+    severity: Severity = Severity.BLOCK
+    psi_warn: float = 0.1
+    psi_block: float = 0.25
+    ks_warn: float = 0.1
+    ks_block: float = 0.3
+    js_warn: float = 0.05
+    js_block: float = 0.2
+    null_rate_warn: float = 0.02
+    null_rate_block: float = 0.1
+    new_category_share_block: float = Field(
+        0.01, description="Share of rows in categories the reference never saw."
+    )
+    bins: int = Field(10, ge=2, le=100)
+    sample_rows: int = Field(200_000, ge=1000, le=MAX_ROWS, description="Rows sampled for KS statistics.")
+
+
+class LabelShiftGate(GateSettings):
+    warn: float = Field(0.02, description="Absolute change in the positive rate (or mean target).")
+    block: float = Field(0.08, description="Absolute change that blocks.")
 
 
 # --------------------------------------------------------------------------- partitions
@@ -154,8 +212,7 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
                    "max_lag_days": settings.max_lag_days,
                    "period_tolerance_minutes": settings.period_tolerance_minutes,
                    "future_tolerance_minutes": settings.future_tolerance_minutes},
-        hint="Check the upstream job that writes these partitions (did it run, did it finish, "
-        "did it write once, to the right path?) before retraining.",
+        hint=PARTITIONS.hint,
         ok_summary=f"{len(expected)} partitions present, {total} rows, newest {lag} day(s) old",
         details={"missing": [d.isoformat() for d in missing],
                  "empty": [d.isoformat() for d in [*no_files, *empty]],
@@ -171,16 +228,21 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
 # --------------------------------------------------------------------------- contract
 
 
-def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGate) -> GateResult:
+def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGate,
+                   contract_validations: Callable[[], list[WindowValidation]] | None = None) -> GateResult:
     """The Great Expectations suite, judged per partition so failures name the partition.
 
     Empty partitions are left to the partition gate. The window is validated with a few GE calls
-    (see gates.contract.validate_partitions), not one call per partition.
+    (see gates.contract.validate_partitions), not one call per partition; or, when the run spread
+    that work over Dask workers (`contract_validations`), their validations are merged here.
     """
     days = contract_days(ingested, cfg)
-    outcome = validate_partitions(load_suite(cfg.expectations),
-                                  {d.isoformat(): ingested.partition_frame(d) for d in days},
-                                  settings.unexpected_samples)
+    if contract_validations is not None:
+        outcome = merge_validations(contract_validations())
+    else:
+        outcome = validate_partitions(load_suite(cfg.expectations),
+                                      {d.isoformat(): ingested.partition_frame(d) for d in days},
+                                      settings.unexpected_samples)
     return contract_result(outcome, days, cfg, settings)
 
 
@@ -203,12 +265,6 @@ def validate_partition_files(files: dict[str, list[str]], fmt: str, suite_path: 
         parts = [read_file(Path(p), DataFormat(fmt)) for p in paths]
         frames[day] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     return validate_partitions(load_suite(Path(suite_path)), frames, unexpected_samples)
-
-
-def check_contract_from(outcomes: list[WindowValidation], days: list[dt.date], cfg: PipelineConfig,
-                        settings: ContractGate) -> GateResult:
-    """The contract gate from validations done elsewhere (one per group of partitions)."""
-    return contract_result(merge_validations(outcomes), days, cfg, settings)
 
 
 def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: PipelineConfig,
@@ -234,66 +290,13 @@ def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: Pipelin
                   "expectations_evaluated": outcome.expectations_evaluated,
                   "ge_calls": outcome.ge_calls, "ge_seconds": round(outcome.ge_seconds, 4)},
         threshold={"suite": str(cfg.expectations)},
-        hint="Compare the failing columns with the upstream schema; if the change is intended, "
-        "update the suite in expectations/ (gates suite init) and commit it with the code.",
+        hint=CONTRACT.hint,
         ok_summary=f"suite {cfg.expectations.name}: {len(days)} partitions conform",
         details={"failures_by_partition": broken},
     )
 
 
 # --------------------------------------------------------------------------- drift
-
-
-def prepare(ctx) -> None:
-    """Profile this run's window, log it with the run, and load the champion's profile.
-
-    Never raises: a problem is kept in ctx.reference_error and the drift gates report it.
-    """
-    from gates import profile as profiles
-
-    cfg = ctx.cfg
-    try:
-        ctx.reference = _load_reference(ctx)
-    except Exception as exc:  # noqa: BLE001 - reported by the drift gate (fail closed)
-        ctx.reference, ctx.reference_error = None, f"{type(exc).__name__}: {exc}"
-    try:
-        window = (ctx.ingested.expected[0].isoformat(), ctx.ingested.expected[-1].isoformat()) \
-            if ctx.ingested is not None and ctx.ingested.expected else None
-        ctx.profile = profiles.profile_run_frame(ctx.frame, cfg, cfg.gates.drift, ctx.reference, window)
-    except Exception as exc:  # noqa: BLE001
-        ctx.profile = None
-        ctx.reference_error = (ctx.reference_error or "") + f" profile failed: {type(exc).__name__}: {exc}"
-        return
-    try:
-        import mlflow
-
-        if mlflow.active_run() is not None:
-            mlflow.log_dict(profiles.for_logging(ctx.profile), REFERENCE_ARTIFACT)
-    except Exception as exc:  # noqa: BLE001 - the next run states it has no reference
-        ctx.notes.append(f"could not log the data profile: {type(exc).__name__}: {exc}")
-
-
-def _load_reference(ctx) -> dict[str, Any] | None:
-    from gates import tracking
-
-    champ = ctx.champion  # resolved once at the start of the run
-    if champ is None:
-        ctx.notes.append("drift: first run (no champion yet), nothing to compare with; this run's "
-                         "profile becomes the reference once it is promoted")
-        return None
-    if not champ.run_id:
-        raise LookupError(f"champion version {champ.version} has no MLflow run to read its profile from")
-    import mlflow
-
-    folder, _, _ = REFERENCE_ARTIFACT.rpartition("/")
-    stored = [a.path for a in tracking.client(ctx.cfg).list_artifacts(champ.run_id, folder)]
-    if REFERENCE_ARTIFACT not in stored:
-        # A champion promoted before profiles were logged: stated, like a first run.
-        ctx.notes.append(f"drift: champion version {champ.version} (run {champ.run_id}) has no "
-                         f"{REFERENCE_ARTIFACT}, nothing to compare with; this run's profile becomes "
-                         "the reference once it is promoted")
-        return None
-    return mlflow.artifacts.load_dict(f"runs:/{champ.run_id}/{REFERENCE_ARTIFACT}")
 
 
 def _drift_result(name: str, drifts: list[FeatureDrift], settings: DriftGate, compared: str,
@@ -320,9 +323,7 @@ def _drift_result(name: str, drifts: list[FeatureDrift], settings: DriftGate, co
         threshold={k: getattr(settings, k) for k in (
             "psi_warn", "psi_block", "ks_warn", "ks_block", "js_warn", "js_block", "null_rate_warn",
             "null_rate_block", "new_category_share_block", "bins", "sample_rows")},
-        hint="Look at the drifted features' plots (MLflow plots/drift/): an upstream change (units, "
-        "encoding, a new source) is a bug to fix; a real shift in the population may need the "
-        "thresholds or the window revisited before the model is retrained on it.",
+        hint=DRIFT.hint,
         ok_summary=f"{len(drifts)} features within the drift thresholds ({compared})",
         details={"compared": compared,
                  "features": {fd.feature: {"kind": fd.kind, "level": fd.level, "stats": fd.stats,
@@ -352,33 +353,44 @@ def _first_run(name: str, note: str) -> GateResult:
                       details={"first_run": True})
 
 
-def _reference_note(ctx) -> str:
-    stated = [n.removeprefix("drift: ") for n in ctx.notes if n.startswith("drift: ")]
+def _reference_note(notes: list[str]) -> str:
+    stated = [n.removeprefix("drift: ") for n in notes if n.startswith("drift: ")]
     return (stated[-1] if stated else "first run: no champion profile to compare with") + \
         " (not measured: the stated first-run rule)"
 
 
-def _no_profile(ctx) -> None:
-    if ctx.profile is None:
-        raise RuntimeError(f"no profile of this run's data: {ctx.reference_error or 'not computed'}")
-    if ctx.reference is None and ctx.reference_error:
-        raise RuntimeError(f"the champion's reference profile could not be loaded: {ctx.reference_error}"
+def _no_profile(profile: dict | None, reference: dict | None, reference_error: str | None) -> None:
+    if profile is None:
+        raise RuntimeError(f"no profile of this run's data: {reference_error or 'not computed'}")
+    if reference is None and reference_error:
+        raise RuntimeError(f"the champion's reference profile could not be loaded: {reference_error}"
                            " (disable gates.drift for one run to re-baseline)")
 
 
-def check_drift(ctx, settings: DriftGate) -> GateResult:
-    """Each feature of this window against the champion run's reference profile."""
-    _no_profile(ctx)
-    if ctx.reference is None:
-        return _first_run("drift", _reference_note(ctx))
+def check_drift(profile: dict | None, reference: dict | None, settings: DriftGate,
+                reference_error: str | None = None, notes: list[str] = (),
+                cfg: PipelineConfig | None = None, run_date: dt.date | None = None) -> GateResult:
+    """Each feature of this window (`profile`) against the champion run's profile (`reference`);
+    `notes` say why there is no reference (a first run), `reference_error` why it failed to load.
+    With `cfg.calibration`, a statistic inside its natural envelope for `run_date` only warns."""
+    _no_profile(profile, reference, reference_error)
+    if reference is None:
+        return _first_run("drift", _reference_note(notes))
+    calibration = _calibration(cfg, run_date)  # a broken file raises: error (fail closed)
+    window = reference.get("window") or ["?", "?"]
+    drifts = compare_profiles(reference, profile, settings, calibration)
+    result = _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
+                           current=profile, reference=reference)
+    return _state_calibration(result, calibration, cfg)
+
+
+def _calibration(cfg: PipelineConfig | None, run_date: dt.date | None) -> dict | None:
+    """The natural envelope (gates.calibration) that applies on this run date, if configured."""
+    if cfg is None or run_date is None:
+        return None
     from gates.calibration import for_run, load as load_calibration
 
-    window = ctx.reference.get("window") or ["?", "?"]
-    calibration = for_run(load_calibration(ctx.cfg), ctx.run_date)  # broken file: error (fail closed)
-    drifts = compare_profiles(ctx.reference, ctx.profile, settings, calibration)
-    result = _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
-                           current=ctx.profile, reference=ctx.reference)
-    return _state_calibration(result, calibration, ctx.cfg)
+    return for_run(load_calibration(cfg), run_date)
 
 
 def _state_calibration(result: GateResult, calibration: dict | None, cfg) -> GateResult:
@@ -394,18 +406,19 @@ def _state_calibration(result: GateResult, calibration: dict | None, cfg) -> Gat
     return result
 
 
-def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
-    """The label's distribution against the champion's: positive rate (or standardised mean)."""
-    _no_profile(ctx)
-    if ctx.reference is None:
-        return _first_run("label_shift", _reference_note(ctx))
-    from gates.calibration import for_run, load as load_calibration
-
-    calibration = for_run(load_calibration(ctx.cfg), ctx.run_date)
-    shift = label_shift(ctx.reference.get("label"), ctx.profile.get("label"))
+def check_label_shift(profile: dict | None, reference: dict | None, cfg: PipelineConfig,
+                      settings: LabelShiftGate, reference_error: str | None = None,
+                      notes: list[str] = (), run_date: dt.date | None = None) -> GateResult:
+    """The label's distribution against the champion's: positive rate (or standardised mean);
+    with `cfg.calibration`, a change inside the natural envelope for `run_date` only warns."""
+    _no_profile(profile, reference, reference_error)
+    if reference is None:
+        return _first_run("label_shift", _reference_note(notes))
+    calibration = _calibration(cfg, run_date)
+    shift = label_shift(reference.get("label"), profile.get("label"))
     text = (f"{shift.measure} changed by {shift.change:.4f}"
             + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))
-    target = ctx.cfg.data.target
+    target = cfg.data.target
     natural = ((calibration or {}).get("label") or {}).get("change") or {}
     limit = max(settings.block, natural.get("envelope", 0.0))
     nat_text = f", natural range up to {natural['envelope']:.4f}" if natural else ""
@@ -420,22 +433,19 @@ def check_label_shift(ctx, settings: LabelShiftGate) -> GateResult:
         measured={"change": round(shift.change, 6), "reference": shift.reference, "current": shift.current},
         threshold={"warn": settings.warn, "block": settings.block, "measure": shift.measure,
                    "natural_envelope": natural.get("envelope")},
-        hint="A changed label rate means a changed population or a changed labelling job: check the "
-        "labelling pipeline before retraining on it.",
+        hint=LABEL_SHIFT.hint,
         ok_summary=f"label {target!r}: {text}",
     )
-    return _state_calibration(result, calibration, ctx.cfg)
+    return _state_calibration(result, calibration, cfg)
 
 
-def check_split_drift(ctx, settings: DriftGate) -> GateResult:
+def check_split_drift(split: Split, cfg: PipelineConfig, settings: DriftGate) -> GateResult:
     """Train split against test split of this run: profiles, plus an exact two-sample KS test
     (scipy) on samples of at most `settings.sample_rows` rows per side."""
     from scipy.stats import ks_2samp
 
     from gates import profile as profiles
 
-    split = ctx.split
-    cfg = ctx.cfg
     train = profiles.profile_run_frame(split.train, cfg, settings)
     test = profiles.profile_run_frame(split.test, cfg, settings, reference=train)
     drifts = compare_profiles(train, test, settings)
@@ -477,23 +487,85 @@ def _shorten(items: list[str], limit: int = 6) -> str:
     return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
-def plan(ctx) -> list:
-    """The data gates for this run, in the order they are reported."""
-    from gates.results import plan_gate
-
-    g = ctx.cfg.gates
-    return [
-        *plan_gate("partitions", Family.DATA, g.partitions, check_partitions, ctx.ingested, g.partitions,
-                   ctx.cfg.data.cadence, ctx.cfg),
-        *plan_gate("contract", Family.DATA, g.contract, check_contract, ctx.ingested, ctx.cfg, g.contract),
-        *plan_gate("drift", Family.DATA, g.drift, check_drift, ctx, g.drift),
-        *plan_gate("label_shift", Family.DATA, g.label_shift, check_label_shift, ctx, g.label_shift),
-    ]
+# --------------------------------------------------------------------------- declarations
 
 
-def plan_after_split(ctx) -> list:
-    """Data gates that need the split (train against test drift)."""
-    from gates.results import plan_gate
+PARTITIONS = Gate(
+    name="partitions", family=Family.DATA, stage="data", settings=PartitionsGate,
+    inputs=("ingested", "cadence", "cfg"), check=check_partitions,
+    cause=Cause(bucket="data", depth=1, meaning="upstream data delivery is incomplete",
+                rules_out="missing, empty, stale, duplicated or unreadable partitions",
+                next_check="Check the upstream job that writes the partitions for the dates named."),
+    hint="Check the upstream job that writes these partitions (did it run, did it finish, "
+    "did it write once, to the right path?) before retraining.",
+    blocks_when="a partition of the window is missing, empty (no rows, or a folder without data "
+    "files), duplicated (files overlap, or a copy of another date), short (rows < `short_ratio` × "
+    "trailing median), stale (newest older than `max_lag_days`), badly named (`date=2026-02-30`, a "
+    "symlink loop), or unreadable (names the file and why: zero bytes, not parquet, a CSV cut "
+    "mid-line or with a short row, not UTF-8, duplicated columns); or its rows are wrong: event "
+    "times outside the partition's period or in the future (beyond `period_tolerance_minutes` / "
+    "`future_tolerance_minutes`), a single or a third label class, all-null labels, infinite or "
+    "non-numeric values in a numeric feature (named by partition and count)",
+    faults=("missing_partition", "empty_partition", "stale_data", "duplicated_partition",
+            "short_partition", "unreadable_file"),
+)
 
-    g = ctx.cfg.gates
-    return [*plan_gate("split_drift", Family.DATA, g.split_drift, check_split_drift, ctx, g.split_drift)]
+CONTRACT = Gate(
+    name="contract", family=Family.DATA, stage="data", settings=ContractGate,
+    inputs=("ingested", "cfg", "contract_validations"), check=check_contract,
+    cause=Cause(bucket="data", depth=2, meaning="the data no longer matches its contract (schema or values)",
+                rules_out="schema changes, type changes, null bursts, out-of-range values and unknown categories",
+                next_check="Diff the upstream schema and the failing columns against expectations/; "
+                "ask the producer whether the change was intended."),
+    hint="Compare the failing columns with the upstream schema; if the change is intended, "
+    "update the suite in expectations/ (gates suite init) and commit it with the code.",
+    blocks_when="the Great Expectations suite fails on a partition: renamed/dropped columns, dtype "
+    "changes, null bursts, out-of-range values, unknown or re-cased categories, booleans as strings; "
+    "names partition, column and sample values",
+    faults=("renamed_column", "dropped_column", "dtype_change", "null_burst", "out_of_range",
+            "new_category", "bool_as_string"),
+)
+
+DRIFT = Gate(
+    name="drift", family=Family.DATA, stage="data", settings=DriftGate,
+    inputs=("profile", "reference", "reference_error", "notes", "cfg", "run_date"), check=check_drift,
+    cause=Cause(bucket="data", depth=3, meaning="feature distributions drifted from the last promoted run",
+                rules_out="covariate drift beyond the block thresholds",
+                next_check="Look at the drift plots; decide whether the change is real-world (retrain and "
+                "accept) or an upstream bug (fix the source)."),
+    hint="Look at the drifted features' plots (MLflow plots/drift/): an upstream change (units, "
+    "encoding, a new source) is a bug to fix; a real shift in the population may need the "
+    "thresholds or the window revisited before the model is retrained on it.",
+    blocks_when="a feature drifted from the champion's stored profile (PSI and KS for numbers, "
+    "PSI/Jensen-Shannon and new categories for categories, null rates) past the block thresholds; "
+    "the warn thresholds only warn; with `calibration:`, a statistic inside its natural envelope from "
+    "history only warns",
+    faults=("covariate_drift",),
+)
+
+LABEL_SHIFT = Gate(
+    name="label_shift", family=Family.DATA, stage="data", settings=LabelShiftGate,
+    inputs=("profile", "reference", "cfg", "reference_error", "notes", "run_date"), check=check_label_shift,
+    cause=Cause(bucket="data", depth=3, meaning="the label's distribution shifted",
+                rules_out="a shift in the label's base rate",
+                next_check="Check how labels are produced (definition, delay, join) for the new window."),
+    hint="A changed label rate means a changed population or a changed labelling job: check the "
+    "labelling pipeline before retraining on it.",
+    blocks_when="the label's positive rate (or mean) moved past `block` (or, with `calibration:`, "
+    "past its natural envelope from history if that is wider)",
+    faults=("label_shift",),
+)
+
+SPLIT_DRIFT = Gate(
+    name="split_drift", family=Family.DATA, stage="leakage", settings=DriftGate,
+    inputs=("split", "cfg"), check=check_split_drift,
+    default=lambda: DriftGate(severity=Severity.WARN),
+    description="Train split against test split within the run (warns by default).",
+    cause=Cause(bucket="data", depth=4, meaning="train and test windows differ strongly",
+                rules_out="a sharp break between the train and test periods",
+                next_check="Look for a change in the data around the split date."),
+    hint=DRIFT.hint,
+    blocks_when="train and test splits differ strongly (warn by default)",
+)
+
+GATES = [PARTITIONS, CONTRACT, DRIFT, LABEL_SHIFT, SPLIT_DRIFT]

@@ -12,108 +12,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from gates import registry
+from gates.registry import Bucket, Cause
 from gates.results import GateReport, GateResult, Severity, Status
 
-Bucket = Literal["data", "model", "pipeline"]
-
-
-class Cause(BaseModel):
-    """What a gate's failure means, where it sits in the causal order, and what to check."""
-
-    bucket: Bucket
-    depth: int  # 0 = furthest upstream; symptoms of several causes sit deepest
-    meaning: str
-    rules_out: str
-    next_check: str
-
-
-# Per gate: bucket, causal depth, what a failure means, what a pass rules out, what to check next.
-CAUSES: dict[str, Cause] = {
-    "stage_ingest": Cause(bucket="pipeline", depth=0, meaning="the ingest step crashed",
-                          rules_out="", next_check="Read the flow run's logs for the traceback."),
-    "partitions": Cause(bucket="data", depth=1, meaning="upstream data delivery is incomplete",
-                        rules_out="missing, empty, stale, duplicated or unreadable partitions",
-                        next_check="Check the upstream job that writes the partitions for the dates named."),
-    "contract": Cause(bucket="data", depth=2, meaning="the data no longer matches its contract (schema or values)",
-                      rules_out="schema changes, type changes, null bursts, out-of-range values and unknown categories",
-                      next_check="Diff the upstream schema and the failing columns against expectations/; "
-                                 "ask the producer whether the change was intended."),
-    "label_shift": Cause(bucket="data", depth=3, meaning="the label's distribution shifted",
-                         rules_out="a shift in the label's base rate",
-                         next_check="Check how labels are produced (definition, delay, join) for the new window."),
-    "drift": Cause(bucket="data", depth=3, meaning="feature distributions drifted from the last promoted run",
-                   rules_out="covariate drift beyond the block thresholds",
-                   next_check="Look at the drift plots; decide whether the change is real-world (retrain and "
-                              "accept) or an upstream bug (fix the source)."),
-    "split_drift": Cause(bucket="data", depth=4, meaning="train and test windows differ strongly",
-                         rules_out="a sharp break between the train and test periods",
-                         next_check="Look for a change in the data around the split date."),
-    "stage_split": Cause(bucket="pipeline", depth=1, meaning="the split step crashed",
-                         rules_out="", next_check="Check split settings against the window length."),
-    "time_order": Cause(bucket="pipeline", depth=2, meaning="the split is not in time order (test rows older than train rows)",
-                        rules_out="a shuffled or overlapping time split",
-                        next_check="Check split.strategy and the timestamp column."),
-    "row_overlap": Cause(bucket="pipeline", depth=2, meaning="rows are shared between train and test",
-                         rules_out="duplicated rows across the split",
-                         next_check="Look for duplicated rows upstream and for entities that straddle the split."),
-    "target_leakage": Cause(bucket="pipeline", depth=2, meaning="a feature nearly determines the label (target leakage)",
-                            rules_out="single features that give the label away",
-                            next_check="Find how the named feature is computed; drop it or allow-list it if legitimate."),
-    "serving_availability": Cause(bucket="pipeline", depth=2, meaning="the model uses features not available at prediction time",
-                                  rules_out="features from the future or missing at serving",
-                                  next_check="Compare the feature list with serving_features and the feature timestamps."),
-    "preprocessing_fit": Cause(bucket="pipeline", depth=2, meaning="preprocessing was fitted on more than the training split",
-                               rules_out="scalers, imputers or encoders fitted before the split",
-                               next_check="Move every fitted step inside the sklearn Pipeline that is fitted on train."),
-    "stage_train": Cause(bucket="model", depth=3, meaning="training crashed", rules_out="",
-                         next_check="Read the traceback; check model params and the training frame."),
-    "stage_evaluate": Cause(bucket="model", depth=3, meaning="evaluation crashed", rules_out="",
-                            next_check="Read the traceback; check the test split and the champion model."),
-    "metric_sanity": Cause(bucket="model", depth=4, meaning="the candidate's metrics are not finite",
-                           rules_out="NaN or infinite metrics",
-                           next_check="Look for NaN/inf predictions or a one-class test split."),
-    "perfect_metric": Cause(bucket="model", depth=6, meaning="the metric is suspiciously perfect (likely leakage)",
-                            rules_out="suspiciously perfect metrics",
-                            next_check="Look for a leaked feature or test rows seen in training."),
-    "baseline": Cause(bucket="model", depth=6, meaning="the candidate does not beat a simple baseline",
-                      rules_out="a candidate no better than a baseline",
-                      next_check="Check the hyperparameters and that features reach the model."),
-    "champion": Cause(bucket="model", depth=6, meaning="the candidate is worse than the champion on the same new data",
-                      rules_out="a regression against the production model",
-                      next_check="Diff params and code against the champion's run (gates compare)."),
-    "slices": Cause(bucket="model", depth=6, meaning="the candidate collapses on a slice",
-                    rules_out="a collapse on any slice with enough rows",
-                    next_check="Look at the slice's rows in the new data and its share of the training set."),
-    "predictions": Cause(bucket="model", depth=6, meaning="the candidate's predictions are constant or shifted",
-                         rules_out="constant or shifted predictions",
-                         next_check="Check the prediction distribution and the decision threshold."),
-    "stage_export": Cause(bucket="pipeline", depth=3, meaning="the export step crashed", rules_out="",
-                          next_check="Check disk space and the export folder's permissions."),
-    "artifact_integrity": Cause(bucket="pipeline", depth=3, meaning="an exported file is empty, truncated or corrupted",
-                                rules_out="empty or corrupted model files",
-                                next_check="Check what writes to the export folder after export; re-export."),
-    "library_versions": Cause(bucket="pipeline", depth=3, meaning="the model was serialized under other library versions",
-                              rules_out="library-version mismatches on load",
-                              next_check="Pin the training and serving environments to the same versions."),
-    "signature": Cause(bucket="pipeline", depth=4, meaning="the model's input signature does not match the data contract",
-                       rules_out="signature/contract mismatches",
-                       next_check="Compare the model's signature with expectations/."),
-    "artifact_loads": Cause(bucket="pipeline", depth=4, meaning="the exported model does not load or reproduce its predictions",
-                            rules_out="models that do not load in a fresh process or change their predictions",
-                            next_check="Load the file by hand in a fresh interpreter; check serialization and versions."),
-    # Depth 4: it reads the exported files, so a damaged file (depth 3) explains its failure too.
-    "serving_skew": Cause(bucket="pipeline", depth=4, meaning="what the model sees at serving differs from training (preprocessing outside the pipeline)",
-                          rules_out="training/serving skew from steps outside the model pipeline",
-                          next_check="Move every transformation of raw columns into the model pipeline."),
-    "stage_promote": Cause(bucket="pipeline", depth=3, meaning="promotion crashed", rules_out="",
-                           next_check="Check the registry; the alias was not moved."),
-}
 FAMILY_DEFAULT = {"data": ("data", 3), "leakage": ("pipeline", 2), "model": ("model", 6), "artifact": ("pipeline", 4)}
 
 
+def causes() -> dict[str, Cause]:
+    """Per gate (and crashed step): bucket, causal depth, what a failure means, what a pass rules
+    out, what to check next; declared with each gate in gates/registry.py."""
+    return registry.causes()
+
+
 def cause_of(result: GateResult) -> Cause:
-    if result.name in CAUSES:
-        return CAUSES[result.name]
+    """The declared cause; for a gate nobody declared, its family's place in the causal order."""
+    known = registry.causes()
+    if result.name in known:
+        return known[result.name]
     bucket, depth = FAMILY_DEFAULT[result.family.value]
     return Cause(bucket=bucket, depth=depth, meaning=f"gate {result.name} failed",
                  rules_out=f"what {result.name} checks", next_check=result.hint or "See the gate's evidence.")
@@ -178,8 +94,10 @@ def diagnose(report: GateReport, changes: list[Change] | None = None,
     order = {"blocking": 0, "failed (warn severity)": 1, "warning": 2}
     findings.sort(key=lambda rs: (order[rs[1]], cause_of(rs[0]).depth))
     hypotheses: list[Hypothesis] = []
+    depth: dict[str, int] = {}
     for r, strength in findings:
         cause = cause_of(r)
+        depth[r.name] = cause.depth
         hypotheses.append(Hypothesis(bucket=cause.bucket, gate=r.name, cause=cause.meaning,
                                      strength=strength, evidence=_evidence(r),
                                      next_check=cause.next_check))
@@ -188,10 +106,10 @@ def diagnose(report: GateReport, changes: list[Change] | None = None,
     if len(strong) > 1:
         top = strong[0]
         for h in strong[1:]:
-            if cause_of_name(h.gate).depth > cause_of_name(top.gate).depth:
+            if depth[h.gate] > depth[top.gate]:
                 top.explains.append(f"{h.gate}: {h.cause}")
     upstream = [h for h in strong if h.strength == "failed (warn severity)" and strong[0].strength == "blocking"
-                and cause_of_name(h.gate).depth < cause_of_name(strong[0].gate).depth]
+                and depth[h.gate] < depth[strong[0].gate]]
     for h in upstream:
         h.explains.append(f"{strong[0].gate}: {strong[0].cause}")
     ruled_out = [f"{r.name}: rules out {cause_of(r).rules_out}" for r in report.results
@@ -214,10 +132,6 @@ def diagnose(report: GateReport, changes: list[Change] | None = None,
     return Diagnosis(verdict=report.verdict, root_cause=root, hypotheses=hypotheses,
                      ruled_out=ruled_out, next_checks=next_checks, changes=changes or [],
                      compared_with=compared_with)
-
-
-def cause_of_name(name: str) -> Cause:
-    return CAUSES.get(name) or Cause(bucket="model", depth=6, meaning=name, rules_out="", next_check="")
 
 
 # --------------------------------------------------------------------------- what changed

@@ -135,7 +135,8 @@ def evaluate_champion(ctx) -> None:
     import mlflow
 
     try:
-        ctx.champion_model = mlflow.sklearn.load_model(ctx.champion.model_uri)
+        if ctx.champion_model is None:  # a backtest hands over its champion from memory
+            ctx.champion_model = mlflow.sklearn.load_model(ctx.champion.model_uri)
         ctx.champion_metrics, ctx.champion_scores = evaluate(ctx.champion_model, ctx.split.test, ctx.cfg)
     except Exception as exc:  # noqa: BLE001 - the champion gate turns this into an error result
         ctx.champion_error = f"{type(exc).__name__}: {exc}"

@@ -66,24 +66,32 @@ class FaultTarget:
 @dataclass
 class Fault:
     name: str
-    expected_gate: str
     description: str
     apply: Callable[[FaultTarget], None]
     tags: list[str] = field(default_factory=list)
+    declared_gate: str | None = None  # legacy wiring; the registry's answer must agree (tests)
+
+    @property
+    def expected_gate(self) -> str:
+        """The gate that must block this fault: the one whose declaration lists it."""
+        from gates.registry import gate_of_fault
+
+        return gate_of_fault(self.name)
 
 
 FAULTS: dict[str, Fault] = {}
 
 
-def fault(name: str, expected_gate: str, description: str, tags: list[str] | None = None) -> Callable:
-    """Register a fault under `name`, with the gate that must block it.
+def fault(name: str, description: str, tags: list[str] | None = None,
+          expected_gate: str | None = None) -> Callable:
+    """Register a fault under `name`; the gate that must block it lists it in its declaration.
 
     Tag `needs_champion` when the gate judges against the champion: the scenario runner then
     promotes a clean run first.
     """
 
     def register(fn: Callable[[FaultTarget], None]) -> Callable[[FaultTarget], None]:
-        FAULTS[name] = Fault(name, expected_gate, description, fn, list(tags or []))
+        FAULTS[name] = Fault(name, description, fn, list(tags or []), expected_gate)
         return fn
 
     return register
@@ -98,7 +106,7 @@ def _recent(target: FaultTarget, n: int) -> list[dt.date]:
     return target.window()[-n:]
 
 
-@fault("missing_partition", expected_gate="partitions",
+@fault("missing_partition",
        description="An upstream job skipped a day: one partition in the middle of the window is absent.")
 def missing_partition(target: FaultTarget) -> None:
     import shutil
@@ -108,13 +116,13 @@ def missing_partition(target: FaultTarget) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-@fault("empty_partition", expected_gate="partitions",
+@fault("empty_partition",
        description="An extract ran against an empty source table: a partition with a schema but no rows.")
 def empty_partition(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.iloc[0:0], [_recent(target, 4)[0]])
 
 
-@fault("stale_data", expected_gate="partitions",
+@fault("stale_data",
        description="The upstream job stopped three days ago: the newest three partitions never arrived.")
 def stale_data(target: FaultTarget) -> None:
     import shutil
@@ -124,7 +132,7 @@ def stale_data(target: FaultTarget) -> None:
             shutil.rmtree(path.parent, ignore_errors=True)
 
 
-@fault("duplicated_partition", expected_gate="partitions",
+@fault("duplicated_partition",
        description="A retried upstream job wrote a partition twice: a second file with the same rows.")
 def duplicated_partition(target: FaultTarget) -> None:
     import shutil
@@ -134,13 +142,13 @@ def duplicated_partition(target: FaultTarget) -> None:
     shutil.copyfile(first, first.with_name(f"part-1{first.suffix}"))
 
 
-@fault("short_partition", expected_gate="partitions",
+@fault("short_partition",
        description="A partial load: one day holds a fifth of its usual rows.")
 def short_partition(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.iloc[: max(1, len(f) // 5)], [_recent(target, 6)[0]])
 
 
-@fault("unreadable_file", expected_gate="partitions",
+@fault("unreadable_file",
        description="A writer crashed mid-file: a truncated parquet (or CSV) file that cannot be read.")
 def unreadable_file(target: FaultTarget) -> None:
     path = target.files(_recent(target, 2)[0])[0]
@@ -148,25 +156,25 @@ def unreadable_file(target: FaultTarget) -> None:
     path.write_bytes(data[: len(data) // 3])
 
 
-@fault("renamed_column", expected_gate="contract",
+@fault("renamed_column",
        description="Upstream renamed monthly_charges to monthly_charge in its last release.")
 def renamed_column(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.rename(columns={"monthly_charges": "monthly_charge"}), _recent(target, 4))
 
 
-@fault("dropped_column", expected_gate="contract",
+@fault("dropped_column",
        description="Upstream stopped exporting usage_minutes.")
 def dropped_column(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.drop(columns=["usage_minutes"]), _recent(target, 4))
 
 
-@fault("dtype_change", expected_gate="contract",
+@fault("dtype_change",
        description="tenure_months arrives as float64 (an upstream cast) instead of int64.")
 def dtype_change(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.assign(tenure_months=f["tenure_months"].astype("float64")), _recent(target, 4))
 
 
-@fault("null_burst", expected_gate="contract",
+@fault("null_burst",
        description="A broken join upstream: 40% of monthly_charges are null for three days.")
 def null_burst(target: FaultTarget) -> None:
     import numpy as np
@@ -179,13 +187,13 @@ def null_burst(target: FaultTarget) -> None:
     target.rewrite(burst, _recent(target, 3))
 
 
-@fault("out_of_range", expected_gate="contract",
+@fault("out_of_range",
        description="monthly_charges arrive in cents instead of currency units for two days.")
 def out_of_range(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.assign(monthly_charges=f["monthly_charges"] * 100), _recent(target, 2))
 
 
-@fault("new_category", expected_gate="contract",
+@fault("new_category",
        description="A new upstream version title-cases regions ('North') and renames 'basic' to 'Basic plan'.")
 def new_category(target: FaultTarget) -> None:
     def recase(f: pd.DataFrame) -> pd.DataFrame:
@@ -195,21 +203,21 @@ def new_category(target: FaultTarget) -> None:
     target.rewrite(recase, _recent(target, 3))
 
 
-@fault("bool_as_string", expected_gate="contract",
+@fault("bool_as_string",
        description="is_promo arrives as the strings 'True'/'False' instead of booleans.")
 def bool_as_string(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.assign(is_promo=f["is_promo"].map({True: "True", False: "False"})
                                       .astype("str")), _recent(target, 3))
 
 
-@fault("covariate_drift", expected_gate="drift", tags=["needs_champion"],
+@fault("covariate_drift", tags=["needs_champion"],
        description="A product change doubles usage_minutes for the newest 12 days: every value "
        "stays within the contract's range, but the distribution is not the champion's.")
 def covariate_drift(target: FaultTarget) -> None:
     target.rewrite(lambda f: f.assign(usage_minutes=(f["usage_minutes"] * 2.2).round(1)), _recent(target, 12))
 
 
-@fault("label_shift", expected_gate="label_shift", tags=["needs_champion"],
+@fault("label_shift", tags=["needs_champion"],
        description="The labelling job's churn definition changed: 35% of non-churners in the newest "
        "14 days are now labelled churned.")
 def label_shift(target: FaultTarget) -> None:
@@ -233,21 +241,21 @@ def _set_params(target: FaultTarget, **params: Any) -> None:
     model["params"] = {**model.get("params", {}), **params}
 
 
-@fault("regressed_hyperparameters", expected_gate="champion", tags=["needs_champion"],
+@fault("regressed_hyperparameters", tags=["needs_champion"],
        description="A debugging max_iter=10 left in the config: the candidate still beats the "
        "baselines but is worse than the champion on the same new rows.")
 def regressed_hyperparameters(target: FaultTarget) -> None:
     _set_params(target, max_iter=10)
 
 
-@fault("below_baseline", expected_gate="baseline",
+@fault("below_baseline",
        description="A smoke-test max_iter=3 shipped: the candidate is no better than the simple "
        "logistic-regression baseline.")
 def below_baseline(target: FaultTarget) -> None:
     _set_params(target, max_iter=3)
 
 
-@fault("constant_predictions", expected_gate="predictions",
+@fault("constant_predictions",
        description="min_samples_leaf typed as 100000 (more than the training rows): no tree can "
        "split, and the model predicts the prior for everyone.")
 def constant_predictions(target: FaultTarget) -> None:
@@ -292,7 +300,7 @@ def nan_metric_pipeline(cfg: Any) -> Any:
     return Pipeline([("exposure_normalised", ExposureNormalisedClassifier(inner))])
 
 
-@fault("nan_metric", expected_gate="metric_sanity",
+@fault("nan_metric",
        description="A custom estimator divides by support_calls without guarding zero: NaN "
        "probabilities, so every metric is NaN.")
 def nan_metric(target: FaultTarget) -> None:
@@ -322,7 +330,7 @@ def slice_collapse_pipeline(cfg: Any) -> Any:
                      ("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
 
 
-@fault("slice_collapse", expected_gate="slices", tags=["needs_champion"],
+@fault("slice_collapse", tags=["needs_champion"],
        description=f"A feature step loses region={SLICE_COLLAPSE_REGION!r}'s numeric features: the "
        "model is blind on that slice while the overall metric moves less.")
 def slice_collapse(target: FaultTarget) -> None:
@@ -334,7 +342,7 @@ def empty_mlflow_model_file(ctx: Any) -> None:
     next(ctx.exported.mlflow_model_dir.glob("model.*")).write_bytes(b"")
 
 
-@fault("empty_artifact", expected_gate="artifact_integrity",
+@fault("empty_artifact",
        description="After export, the MLflow model file is emptied (an interrupted copy).")
 def empty_artifact(target: FaultTarget) -> None:
     target.add_hook("after_export", "gates.faults:empty_mlflow_model_file")
@@ -350,7 +358,7 @@ def corrupt_mlflow_model_file(ctx: Any) -> None:
     path.write_bytes(bytes(data))
 
 
-@fault("corrupted_artifact", expected_gate="artifact_integrity",
+@fault("corrupted_artifact",
        description="After export, 64 bytes in the middle of the MLflow model pickle are flipped "
        "(bit rot or a bad copy): same size, different checksum, and it no longer unpickles.")
 def corrupted_artifact(target: FaultTarget) -> None:
@@ -378,7 +386,7 @@ def restore_sklearn_version(ctx: Any) -> None:
     sklearn.base.__version__ = _REAL_SKLEARN_VERSION.pop("version", sklearn.base.__version__)
 
 
-@fault("library_version_mismatch", expected_gate="library_versions",
+@fault("library_version_mismatch",
        description=f"The model is pickled with scikit-learn {OLD_SKLEARN_VERSION} recorded in its "
        "version field; the runtime's scikit-learn warns (InconsistentVersionWarning) on load.")
 def library_version_mismatch(target: FaultTarget) -> None:
@@ -448,21 +456,21 @@ def scaler_fitted_before_split(cfg: Any) -> Any:
                      ("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
 
 
-@fault("scaler_before_split", expected_gate="preprocessing_fit",
+@fault("scaler_before_split",
        description="A StandardScaler is fitted on the whole window (test period included) before "
        "the split and frozen into the pipeline: the model is tested with statistics of its test rows.")
 def scaler_before_split(target: FaultTarget) -> None:
     target.config.setdefault("model", {})["pipeline"] = "gates.faults:scaler_fitted_before_split"
 
 
-@fault("shuffled_split", expected_gate="time_order",
+@fault("shuffled_split",
        description="split.strategy set to random: training rows come from the test period, so the "
        "model is tested on a past it has already seen.")
 def shuffled_split(target: FaultTarget) -> None:
     target.config.setdefault("split", {})["strategy"] = "random"
 
 
-@fault("train_test_overlap", expected_gate="row_overlap",
+@fault("train_test_overlap",
        description="A backfill re-delivers 5% of the test period's events into the training days' "
        "partitions, re-stamped with the load day: the model trains on rows it is tested on.")
 def train_test_overlap(target: FaultTarget) -> None:
@@ -484,7 +492,7 @@ def train_test_overlap(target: FaultTarget) -> None:
 LEAK_COLUMN = "retention_score"
 
 
-@fault("target_leak", expected_gate="target_leakage",
+@fault("target_leak",
        description=f"A CRM column {LEAK_COLUMN!r}, filled in by the retention team after a customer "
        "cancels (the label plus a little noise), is added to the data and to the features.")
 def target_leak(target: FaultTarget) -> None:
@@ -496,7 +504,7 @@ def target_leak(target: FaultTarget) -> None:
 FUTURE_COLUMN = "cancel_page_visits"
 
 
-@fault("future_feature", expected_gate="serving_availability",
+@fault("future_feature",
        description=f"{FUTURE_COLUMN!r}, visits to the cancellation page in the 7 days AFTER each "
        "event (a nightly job's count, as of event + 7 days), becomes a feature; its as-of column "
        "is declared in gates.serving_availability.feature_timestamps.")
@@ -516,7 +524,7 @@ def future_feature(target: FaultTarget) -> None:
 OFFLINE_COLUMN = "call_sentiment"
 
 
-@fault("feature_not_at_serving", expected_gate="serving_availability",
+@fault("feature_not_at_serving",
        description=f"{OFFLINE_COLUMN!r}, scored by an offline batch job over call transcripts, is "
        "added to the features; the online feature store does not have it (not in serving_features).")
 def feature_not_at_serving(target: FaultTarget) -> None:
@@ -535,7 +543,7 @@ def standardise_outside_pipeline(ctx: Any) -> None:
     ctx.frame[SKEWED_COLUMN] = (column - column.mean()) / column.std()
 
 
-@fault("preprocessing_skew", expected_gate="serving_skew",
+@fault("preprocessing_skew",
        description=f"An after_ingest hook standardises {SKEWED_COLUMN!r} outside the model "
        "pipeline: evaluation looks fine, but raw serving rows get different predictions.")
 def preprocessing_skew(target: FaultTarget) -> None:

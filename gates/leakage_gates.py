@@ -17,24 +17,58 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score, roc_auc_score
 
-from gates.config import (
-    PerfectMetricGate,
-    PipelineConfig,
-    RowOverlapGate,
-    ServingAvailabilityGate,
-    ServingSkewGate,
-    TargetLeakageGate,
-    Task,
-    TimeOrderGate,
-)
-from gates.preprocessing_fit import check_preprocessing_fit
-from gates.results import Family, GateResult, judge, plan_gate
-from gates.serving_skew import check_serving_skew
+from pydantic import Field
+
+from gates.config import MAX_ROWS, PipelineConfig, Task
+from gates.registry import Cause, Gate
+from gates.results import Family, GateResult, judge
+from gates.settings import GateSettings
 from gates.split import Split
 
-__all__ = ["check_time_order", "check_row_overlap", "check_target_leakage", "check_perfect_metric",
-           "check_serving_availability", "check_preprocessing_fit", "check_serving_skew",
-           "plan_before_training", "plan_after_training", "plan_after_export"]
+
+# --------------------------------------------------------------------------- settings
+
+
+class TimeOrderGate(GateSettings):
+    """Every training timestamp precedes the oldest test timestamp by at least split.gap_days."""
+
+
+class RowOverlapGate(GateSettings):
+    max_share: float = Field(0.001, ge=0, le=1, description="Share of test rows also in train "
+                             "(and, with split.entity_aware, of test entities also in train).")
+    ignore_columns: list[str] | None = Field(
+        None, description="Columns left out of the row hash; default: the timestamp, because a "
+        "re-stamped copy of a record is still the same record.")
+
+
+class TargetLeakageGate(GateSettings):
+    max_single_feature_auc: float = Field(
+        0.95, description="One-feature ROC AUC, sign-free max(auc, 1 - auc), that blocks.")
+    max_single_feature_r2: float = Field(0.9, description="One-feature R² that blocks (regression).")
+    allow: list[str] = Field(default_factory=list, description="Features known to be strong.")
+    sample_rows: int = Field(50_000, ge=1000, le=MAX_ROWS, description="Test rows scored (and train rows "
+                             "used for the categorical encodings); the AUC's standard error is reported.")
+
+
+class PerfectMetricGate(GateSettings):
+    ceilings: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.995, "accuracy": 0.995, "r2": 0.995},
+        description="Candidate metrics at or above these look like leakage.",
+    )
+    max_jump: float = Field(
+        0.02, ge=0, description="At a ceiling, the most the candidate may beat the champion (or, on a "
+        "first run, the best simple baseline) by before it is a jump, not an easy problem.")
+
+
+class ServingAvailabilityGate(GateSettings):
+    max_future_share: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of rows whose feature value was known only after prediction time.")
+    feature_timestamps: dict[str, str] = Field(
+        default_factory=dict,
+        description="feature -> column holding when that feature's value became known (its "
+        "as-of time, as a feature store records it). A row whose as-of time is after its event "
+        "timestamp (the prediction time) used the future.")
 
 
 # --------------------------------------------------------------------------- split integrity
@@ -60,8 +94,7 @@ def check_time_order(split: Split, cfg: PipelineConfig, settings: TimeOrderGate)
         measured={"train_rows_after_test_start": late,
                   "hours_between_train_and_test": round((oldest_test - newest_train) / pd.Timedelta(hours=1), 3)},
         threshold={"gap_days": cfg.split.gap_days},
-        hint="Split by time (split.strategy: time) so the test rows are newer than every training "
-        "row; a shuffled split lets the model learn from the period it is tested on.",
+        hint=TIME_ORDER.hint,
         ok_summary=f"newest train {newest_train} < oldest test {oldest_test} - {cfg.split.gap_days}d gap",
     )
 
@@ -100,8 +133,7 @@ def check_row_overlap(split: Split, cfg: PipelineConfig, settings: RowOverlapGat
     return judge(
         "row_overlap", Family.LEAKAGE, failures=failures, measured=measured,
         threshold={"max_share": settings.max_share},
-        hint="Deduplicate upstream (a re-delivered or backfilled record landed in a training "
-        "partition) or split by entity (split.entity_aware: true).",
+        hint=ROW_OVERLAP.hint,
         ok_summary=f"{count} shared {scope}, share {share:.4%} <= {settings.max_share:.2%}",
     )
 
@@ -172,9 +204,7 @@ def check_target_leakage(split: Split, cfg: PipelineConfig, settings: TargetLeak
                   **({"max_auc_standard_error": se} if classification else {}),
                   **{f"{stat}.{f}": round(v, 6) for f, v in powers.items()}},
         threshold={f"max_single_feature_{stat}": limit, "allow": ",".join(settings.allow)},
-        hint="Find how the feature is computed: a value derived from the label or from events "
-        "after it leaks the answer. Drop it, or allow-list it (gates.target_leakage.allow) if "
-        "it is known to be legitimately strong.",
+        hint=TARGET_LEAKAGE.hint,
         ok_summary=f"strongest single feature {top!r}: {stat} {powers[top]:.3f} < {limit} "
         f"(sample of {len(test)} test rows" + (f", standard error {se:.3f})" if classification else ")"),
         details={"powers": powers},
@@ -246,8 +276,7 @@ def check_perfect_metric(metrics: dict[str, float], settings: PerfectMetricGate,
     result = judge(
         "perfect_metric", Family.LEAKAGE, failures=failures, measured=measured,
         threshold={**{f"ceiling_{k}": v for k, v in settings.ceilings.items()}, "max_jump": settings.max_jump},
-        hint="Look for a feature derived from the label, test rows in train, or a preprocessing "
-        "step fitted on all data; a task this easy for the simple baseline too is not leakage.",
+        hint=PERFECT_METRIC.hint,
         ok_summary="; ".join(notes) if notes else "below every ceiling"
         + (f" ({', '.join(skipped)} not measured)" if skipped else ""),
     )
@@ -256,18 +285,27 @@ def check_perfect_metric(metrics: dict[str, float], settings: PerfectMetricGate,
     return result
 
 
-def _single_feature_evidence(ctx) -> Callable[[], tuple[str, float, float]]:
+def _single_feature_evidence(split: Split, cfg: PipelineConfig) -> Callable[[], tuple[str, float, float]]:
     """target_leakage's one-feature measure, computed only when a ceiling needs it."""
 
     def measure() -> tuple[str, float, float]:
-        g, cfg = ctx.cfg.gates.target_leakage, ctx.cfg
-        test, train = _sample(ctx.split.test, g.sample_rows), _sample(ctx.split.train, g.sample_rows)
+        g = cfg.gates.target_leakage
+        test, train = _sample(split.test, g.sample_rows), _sample(split.train, g.sample_rows)
         powers = {f: single_feature_power(train, test, f, cfg) for f in cfg.data.features.all}
         top = max(powers, key=powers.get)
         limit = g.max_single_feature_auc if cfg.task is Task.CLASSIFICATION else g.max_single_feature_r2
         return top, powers[top], limit
 
     return measure
+
+
+def judge_perfect_metric(metrics: dict[str, float], baseline_metrics: dict[str, dict[str, float]],
+                         champion_metrics: dict[str, float] | None, split: Split, cfg: PipelineConfig,
+                         settings: PerfectMetricGate) -> GateResult:
+    """check_perfect_metric on the run's values: baselines and champion on the same test rows,
+    and the one-feature evidence measured on the split only if a ceiling is reached."""
+    return check_perfect_metric(metrics, settings, baselines=baseline_metrics, champion=champion_metrics,
+                                single_feature=_single_feature_evidence(split, cfg))
 
 
 # --------------------------------------------------------------------------- serving availability
@@ -316,44 +354,80 @@ def check_serving_availability(frame: pd.DataFrame, cfg: PipelineConfig,
     return judge(
         "serving_availability", Family.LEAKAGE, failures=failures, measured=measured,
         threshold={"max_future_share": settings.max_future_share},
-        hint="Train only on features the serving path provides, with the values known at "
-        "prediction time (a point-in-time join on the as-of column); a value computed from "
-        "later events is not available when the model must predict.",
+        hint=SERVING_AVAILABILITY.hint,
         ok_summary=f"{len(features)} features served; {measured['features_with_as_of']} with "
         "as-of times, none after prediction time",
     )
 
 
-# --------------------------------------------------------------------------- plans
+# --------------------------------------------------------------------------- declarations
 
 
-def plan_before_training(ctx) -> list:
-    """Gates on the split and the raw features, before any model is fitted."""
-    g, cfg = ctx.cfg.gates, ctx.cfg
-    return [
-        *plan_gate("time_order", Family.LEAKAGE, g.time_order, check_time_order, ctx.split, cfg, g.time_order),
-        *plan_gate("row_overlap", Family.LEAKAGE, g.row_overlap, check_row_overlap, ctx.split, cfg,
-                   g.row_overlap),
-        *plan_gate("target_leakage", Family.LEAKAGE, g.target_leakage, check_target_leakage, ctx.split,
-                   cfg, g.target_leakage),
-        *plan_gate("serving_availability", Family.LEAKAGE, g.serving_availability,
-                   check_serving_availability, ctx.frame, cfg, g.serving_availability),
-    ]
+TIME_ORDER = Gate(
+    name="time_order", family=Family.LEAKAGE, stage="leakage", settings=TimeOrderGate,
+    inputs=("split", "cfg"), check=check_time_order,
+    cause=Cause(bucket="pipeline", depth=2,
+                meaning="the split is not in time order (test rows older than train rows)",
+                rules_out="a shuffled or overlapping time split",
+                next_check="Check split.strategy and the timestamp column."),
+    hint="Split by time (split.strategy: time) so the test rows are newer than every training "
+    "row; a shuffled split lets the model learn from the period it is tested on.",
+    blocks_when="training rows are not all older than the test rows (minus the gap): a shuffled split",
+    faults=("shuffled_split",),
+)
 
+ROW_OVERLAP = Gate(
+    name="row_overlap", family=Family.LEAKAGE, stage="leakage", settings=RowOverlapGate,
+    inputs=("split", "cfg"), check=check_row_overlap,
+    cause=Cause(bucket="pipeline", depth=2, meaning="rows are shared between train and test",
+                rules_out="duplicated rows across the split",
+                next_check="Look for duplicated rows upstream and for entities that straddle the split."),
+    hint="Deduplicate upstream (a re-delivered or backfilled record landed in a training "
+    "partition) or split by entity (split.entity_aware: true).",
+    blocks_when="rows (or, entity-aware, entities) are shared by train and test",
+    faults=("train_test_overlap",),
+)
 
-def plan_after_training(ctx) -> list:
-    """Gates on the fitted pipeline and its metrics."""
-    g, cfg = ctx.cfg.gates, ctx.cfg
-    return [
-        *plan_gate("perfect_metric", Family.LEAKAGE, g.perfect_metric, check_perfect_metric, ctx.metrics,
-                   g.perfect_metric, baselines=ctx.baseline_metrics, champion=ctx.champion_metrics,
-                   single_feature=_single_feature_evidence(ctx)),
-        *plan_gate("preprocessing_fit", Family.LEAKAGE, g.preprocessing_fit, check_preprocessing_fit,
-                   ctx.model, ctx.frame, ctx.split, cfg, g.preprocessing_fit),
-    ]
+TARGET_LEAKAGE = Gate(
+    name="target_leakage", family=Family.LEAKAGE, stage="leakage", settings=TargetLeakageGate,
+    inputs=("split", "cfg"), check=check_target_leakage,
+    cause=Cause(bucket="pipeline", depth=2, meaning="a feature nearly determines the label (target leakage)",
+                rules_out="single features that give the label away",
+                next_check="Find how the named feature is computed; drop it or allow-list it if legitimate."),
+    hint="Find how the feature is computed: a value derived from the label or from events "
+    "after it leaks the answer. Drop it, or allow-list it (gates.target_leakage.allow) if "
+    "it is known to be legitimately strong.",
+    blocks_when="one feature alone nearly predicts the label (one-feature ROC AUC or R² on a "
+    "sample); `allow` lists known strong features",
+    faults=("target_leak",),
+)
 
+SERVING_AVAILABILITY = Gate(
+    name="serving_availability", family=Family.LEAKAGE, stage="leakage", settings=ServingAvailabilityGate,
+    inputs=("frame", "cfg"), check=check_serving_availability,
+    cause=Cause(bucket="pipeline", depth=2,
+                meaning="the model uses features not available at prediction time",
+                rules_out="features from the future or missing at serving",
+                next_check="Compare the feature list with serving_features and the feature timestamps."),
+    hint="Train only on features the serving path provides, with the values known at "
+    "prediction time (a point-in-time join on the as-of column); a value computed from "
+    "later events is not available when the model must predict.",
+    blocks_when="the model uses a feature outside `serving_features`, or one whose value is known "
+    "only after the event time (`feature_timestamps`)",
+    faults=("future_feature", "feature_not_at_serving"),
+)
 
-def plan_after_export(ctx) -> list:
-    """Gates on the exported model (training/serving skew)."""
-    g = ctx.cfg.gates
-    return plan_gate("serving_skew", Family.LEAKAGE, g.serving_skew, check_serving_skew, ctx, g.serving_skew)
+PERFECT_METRIC = Gate(
+    name="perfect_metric", family=Family.LEAKAGE, stage="model", settings=PerfectMetricGate,
+    inputs=("metrics", "baseline_metrics", "champion_metrics", "split", "cfg"), check=judge_perfect_metric,
+    cause=Cause(bucket="model", depth=6, meaning="the metric is suspiciously perfect (likely leakage)",
+                rules_out="suspiciously perfect metrics",
+                next_check="Look for a leaked feature or test rows seen in training."),
+    hint="Look for a feature derived from the label, test rows in train, or a preprocessing "
+    "step fitted on all data; a task this easy for the simple baseline (or the champion) too is "
+    "not leakage.",
+    blocks_when="the candidate's metric reaches a ceiling and jumps past the champion (or, on a first "
+    "run, the simple baseline) by more than `max_jump`, or one feature alone nearly determines the label",
+)
+
+GATES = [TIME_ORDER, ROW_OVERLAP, TARGET_LEAKAGE, SERVING_AVAILABILITY, PERFECT_METRIC]

@@ -12,22 +12,64 @@ import math
 import numpy as np
 import pandas as pd
 
-from gates.config import (BaselineGate, ChampionGate, MetricSanityGate, PipelineConfig, PredictionsGate,
-                          SlicesGate, Task)
+from pydantic import Field
+
+from gates.config import MAX_ROWS, PipelineConfig, Task
 from gates.evaluation import mlflow_threshold_failures, prediction_profile, slice_metrics
-from gates.results import Family, GateResult, Status, judge, plan_gate
+from gates.registry import Cause, Gate
+from gates.results import Family, GateResult, Status, judge
+from gates.settings import GateSettings
 
 FIRST_RUN = ("first run: no champion in the registry, so only absolute thresholds apply "
              "(no comparison with a previous model)")
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class BaselineGate(GateSettings):
+    min_improvement: float = Field(
+        0.01, ge=0, description="The candidate must beat every baseline by this much (absolute)."
+    )
+
+
+class ChampionGate(GateSettings):
+    max_regression: float = Field(
+        0.005, ge=0, description="Absolute loss in the primary metric tolerated against the champion."
+    )
+    min_value: float | None = Field(
+        None, description="Absolute bound on the primary metric (a floor, or a ceiling for lower-is-"
+        "better metrics), applied on every run; on the first run, with no champion, it is the only check."
+    )
+
+
+class MetricSanityGate(GateSettings):
+    pass
+
+
+class SlicesGate(GateSettings):
+    floor: float | None = Field(None, description="Primary metric floor on every slice.")
+    max_regression: float = Field(0.03, ge=0, description="Per-slice loss against the champion.")
+    min_count: int = Field(200, ge=1, le=MAX_ROWS, description="Slices with fewer test rows are reported only.")
+
+
+class PredictionsGate(GateSettings):
+    max_rate_change: float = Field(
+        0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion."
+    )
+
+
+# --------------------------------------------------------------------------- checks
 
 
 def _improvement(candidate: float, reference: float, greater_is_better: bool) -> float:
     return candidate - reference if greater_is_better else reference - candidate
 
 
-def check_metric_sanity(candidate: dict[str, float], settings: MetricSanityGate,
+def check_metric_sanity(metrics: dict[str, float], settings: MetricSanityGate,
                         scores: np.ndarray | None = None) -> GateResult:
     """NaN or infinite metrics mean the evaluation itself is broken: block before comparing."""
+    candidate = metrics
     bad = {k: v for k, v in candidate.items() if not math.isfinite(v)}
     failures = [f"metric {k} is {v}" for k, v in bad.items()]
     measured: dict = {f"candidate_{k}": v for k, v in candidate.items()}
@@ -42,15 +84,15 @@ def check_metric_sanity(candidate: dict[str, float], settings: MetricSanityGate,
                             f"{len(scores)} test rows, so its metrics are undefined")
     return judge(
         "metric_sanity", Family.MODEL, failures=failures, measured=measured,
-        hint="Non-finite metrics come from NaN/inf predictions, a test split with one class, "
-        "or NaN in the label: inspect the candidate's predictions on the test split.",
+        hint=METRIC_SANITY.hint,
         ok_summary="all metrics finite",
     )
 
 
-def check_baseline(candidate: dict[str, float], baselines: dict[str, dict[str, float]],
+def check_baseline(metrics: dict[str, float], baseline_metrics: dict[str, dict[str, float]],
                    cfg: PipelineConfig, settings: BaselineGate) -> GateResult:
     """The candidate must beat every baseline by `min_improvement` in the primary metric."""
+    candidate, baselines = metrics, baseline_metrics
     metric, better = cfg.model.primary_metric, cfg.greater_is_better
     value = candidate.get(metric, float("nan"))
     if not baselines:
@@ -69,13 +111,12 @@ def check_baseline(candidate: dict[str, float], baselines: dict[str, dict[str, f
     return judge(
         "baseline", Family.MODEL, failures=failures, measured=measured,
         threshold={"min_improvement": settings.min_improvement, "metric": metric},
-        hint="A candidate no better than a baseline has learned little: check the features reach "
-        "the model, the label is right, and the hyperparameters were not changed by mistake.",
+        hint=BASELINE.hint,
         ok_summary=f"{metric} {value:.4f} beats every baseline by >= {settings.min_improvement}",
     )
 
 
-def check_champion(candidate: dict[str, float], champion_metrics: dict[str, float] | None,
+def check_champion(metrics: dict[str, float], champion_metrics: dict[str, float] | None,
                    cfg: PipelineConfig, settings: ChampionGate, champion_version: str | None = None,
                    champion_error: str | None = None) -> GateResult:
     """No regression beyond `max_regression` against the champion scored on the same rows.
@@ -85,7 +126,7 @@ def check_champion(candidate: dict[str, float], champion_metrics: dict[str, floa
     prove the candidate is not worse, so it does not ship.
     """
     metric, better = cfg.model.primary_metric, cfg.greater_is_better
-    value = candidate.get(metric, float("nan"))
+    value = metrics.get(metric, float("nan"))
     threshold = {"metric": metric, "max_regression": settings.max_regression, "min_value": settings.min_value}
     if champion_error:
         return GateResult(
@@ -115,8 +156,7 @@ def check_champion(candidate: dict[str, float], champion_metrics: dict[str, floa
                         f"{settings.max_regression} [{found[0]}]")
     return judge(
         "champion", Family.MODEL, failures=failures, measured=measured, threshold=threshold,
-        hint="The candidate is worse than the model in production on the same new data: compare "
-        "hyperparameters and training data with the champion's run (gates compare RUN_A RUN_B).",
+        hint=CHAMPION.hint,
         ok_summary=f"{metric} {value:.4f} vs champion v{champion_version} {reference:.4f} "
         f"(change {change:+.4f}, tolerance {settings.max_regression})",
     )
@@ -171,8 +211,7 @@ def check_slices(test: pd.DataFrame, scores: np.ndarray, champion_scores: np.nda
         "slices", Family.MODEL, failures=failures, measured=measured,
         threshold={"metric": metric, "floor": settings.floor, "max_regression": settings.max_regression,
                    "min_count": settings.min_count},
-        hint="One segment got much worse: check features specific to that segment (joins, lookups, "
-        "encodings) and whether its training rows changed.",
+        hint=SLICES.hint,
         ok_summary=f"{len(judged)} slices judged on {metric}" + (f"; {'; '.join(notes)}" if notes else ""),
         details={"slices": table},
     )
@@ -210,27 +249,78 @@ def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cf
     return judge(
         "predictions", Family.MODEL, failures=failures, measured=measured,
         threshold={"max_rate_change": settings.max_rate_change},
-        hint="Constant or shifted predictions: check hyperparameters that stop the model from "
-        "learning (min_samples_leaf, regularisation) and the decision threshold.",
+        hint=PREDICTIONS.hint,
         ok_summary=f"{what} {profile['level']:.4g}, {profile['distinct']} distinct predictions"
         + ("" if champion_scores is not None else f"; {FIRST_RUN}"),
     )
 
 
-def plan(ctx) -> list:
-    """The model gates, run once the candidate, baselines and champion are evaluated."""
-    g, cfg = ctx.cfg.gates, ctx.cfg
-    test = ctx.split.test if ctx.split is not None else None
-    version = ctx.champion.version if ctx.champion is not None else None
-    return [
-        *plan_gate("metric_sanity", Family.MODEL, g.metric_sanity, check_metric_sanity, ctx.metrics,
-                   g.metric_sanity, ctx.scores),
-        *plan_gate("predictions", Family.MODEL, g.predictions, check_predictions, ctx.scores,
-                   ctx.champion_scores, cfg, g.predictions),
-        *plan_gate("slices", Family.MODEL, g.slices, check_slices, test, ctx.scores, ctx.champion_scores,
-                   cfg, g.slices),
-        *plan_gate("baseline", Family.MODEL, g.baseline, check_baseline, ctx.metrics,
-                   ctx.baseline_metrics, cfg, g.baseline),
-        *plan_gate("champion", Family.MODEL, g.champion, check_champion, ctx.metrics, ctx.champion_metrics,
-                   cfg, g.champion, version, ctx.champion_error),
-    ]
+# --------------------------------------------------------------------------- declarations
+# In run order: broken metrics, degenerate predictions, a collapsed slice, baselines, champion.
+
+
+METRIC_SANITY = Gate(
+    name="metric_sanity", family=Family.MODEL, stage="model", settings=MetricSanityGate,
+    inputs=("metrics", "scores"), check=check_metric_sanity,
+    cause=Cause(bucket="model", depth=4, meaning="the candidate's metrics are not finite",
+                rules_out="NaN or infinite metrics",
+                next_check="Look for NaN/inf predictions or a one-class test split."),
+    hint="Non-finite metrics come from NaN/inf predictions, a test split with one class, "
+    "or NaN in the label: inspect the candidate's predictions on the test split.",
+    blocks_when="a metric is NaN or infinite",
+    faults=("nan_metric",),
+)
+
+PREDICTIONS = Gate(
+    name="predictions", family=Family.MODEL, stage="model", settings=PredictionsGate,
+    inputs=("scores", "champion_scores", "cfg"), check=check_predictions,
+    cause=Cause(bucket="model", depth=6, meaning="the candidate's predictions are constant or shifted",
+                rules_out="constant or shifted predictions",
+                next_check="Check the prediction distribution and the decision threshold."),
+    hint="Constant or shifted predictions: check hyperparameters that stop the model from "
+    "learning (min_samples_leaf, regularisation) and the decision threshold.",
+    blocks_when="predictions are constant, or their positive share moved against the champion's "
+    "on the same rows",
+    faults=("constant_predictions",),
+)
+
+SLICES = Gate(
+    name="slices", family=Family.MODEL, stage="model", settings=SlicesGate,
+    inputs=("test", "scores", "champion_scores", "cfg"), check=check_slices,
+    cause=Cause(bucket="model", depth=6, meaning="the candidate collapses on a slice",
+                rules_out="a collapse on any slice with enough rows",
+                next_check="Look at the slice's rows in the new data and its share of the training set."),
+    hint="One segment got much worse: check features specific to that segment (joins, lookups, "
+    "encodings) and whether its training rows changed.",
+    blocks_when="the primary metric collapses on a slice (floor, or against the champion on the "
+    "same slice); small slices are reported, not judged",
+    faults=("slice_collapse",),
+)
+
+BASELINE = Gate(
+    name="baseline", family=Family.MODEL, stage="model", settings=BaselineGate,
+    inputs=("metrics", "baseline_metrics", "cfg"), check=check_baseline,
+    cause=Cause(bucket="model", depth=6, meaning="the candidate does not beat a simple baseline",
+                rules_out="a candidate no better than a baseline",
+                next_check="Check the hyperparameters and that features reach the model."),
+    hint="A candidate no better than a baseline has learned little: check the features reach "
+    "the model, the label is right, and the hyperparameters were not changed by mistake.",
+    blocks_when="the candidate does not beat the dummy and the configured simple model by `min_improvement`",
+    faults=("below_baseline",),
+)
+
+CHAMPION = Gate(
+    name="champion", family=Family.MODEL, stage="model", settings=ChampionGate,
+    inputs=("metrics", "champion_metrics", "cfg", "champion_version", "champion_error"),
+    check=check_champion,
+    cause=Cause(bucket="model", depth=6, meaning="the candidate is worse than the champion on the same new data",
+                rules_out="a regression against the production model",
+                next_check="Diff params and code against the champion's run (gates compare)."),
+    hint="The candidate is worse than the model in production on the same new data: compare "
+    "hyperparameters and training data with the champion's run (gates compare RUN_A RUN_B).",
+    blocks_when="the candidate loses to `models:/<name>@champion` on the same new test split by more "
+    "than `max_regression` (first run: absolute thresholds only, stated in the report)",
+    faults=("regressed_hyperparameters",),
+)
+
+GATES = [METRIC_SANITY, PREDICTIONS, SLICES, BASELINE, CHAMPION]

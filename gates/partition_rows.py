@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from gates.config import Cadence, PartitionsGate, PipelineConfig, Task
+from gates.config import Cadence, PipelineConfig, Task
 from gates.ingest import Ingested
+
+if TYPE_CHECKING:  # declared beside the partitions gate, which imports this module
+    from gates.data_gates import PartitionsGate
 
 CADENCE_DAYS = {"daily": 1, "weekly": 7}
 

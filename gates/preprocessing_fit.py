@@ -29,9 +29,18 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from gates.config import PipelineConfig, PreprocessingFitGate
+from pydantic import Field
+
+from gates.config import PipelineConfig
+from gates.registry import Cause, Gate
 from gates.results import Family, GateResult, judge
+from gates.settings import GateSettings
 from gates.split import Split
+
+
+class PreprocessingFitGate(GateSettings):
+    rtol: float = Field(1e-6, description="Tolerance when matching learned statistics.")
+
 
 # The learned state, per step type, that reveals which rows a step was fitted on.
 LEARNED: dict[type, tuple[str, ...]] = {
@@ -163,9 +172,22 @@ def check_preprocessing_fit(model: Any, frame: pd.DataFrame, split: Split, cfg: 
         measured={"steps_checked": len(steps), "statistics_compared": compared,
                   "statistics_not_from_train": len(failures)},
         threshold={"rtol": settings.rtol},
-        hint="Put every fitted preprocessing step inside the model pipeline and fit it on the "
-        "training split only; never fit a scaler or encoder on all rows before splitting.",
+        hint=PREPROCESSING_FIT.hint,
         ok_summary=f"{compared} learned statistics in {len(steps)} steps equal a refit on the "
         f"training split ({len(split.train)} rows)",
         details={"steps": [s.path for s in steps]},
     )
+
+
+PREPROCESSING_FIT = Gate(
+    name="preprocessing_fit", family=Family.LEAKAGE, stage="model", settings=PreprocessingFitGate,
+    inputs=("model", "frame", "split", "cfg"), check=check_preprocessing_fit,
+    cause=Cause(bucket="pipeline", depth=2, meaning="preprocessing was fitted on more than the training split",
+                rules_out="scalers, imputers or encoders fitted before the split",
+                next_check="Move every fitted step inside the sklearn Pipeline that is fitted on train."),
+    hint="Put every fitted preprocessing step inside the model pipeline and fit it on the "
+    "training split only; never fit a scaler or encoder on all rows before splitting.",
+    blocks_when="a scaler, imputer or encoder in the pipeline was fitted on more than the training split",
+    faults=("scaler_before_split",),
+)
+GATES = [PREPROCESSING_FIT]

@@ -184,11 +184,3 @@ class GateSpec:
 
     def run(self) -> GateResult:
         return run_gate(self.name, self.family, self.check, severity=self.severity)
-
-
-def plan_gate(name: str, family: Family, settings: Any, check: Callable[..., GateResult],
-              *args: Any, **kwargs: Any) -> list[GateSpec]:
-    """A one-item plan for an enabled gate, an empty one for a disabled gate."""
-    if not getattr(settings, "enabled", True):
-        return []
-    return [GateSpec(name, family, settings.severity, lambda: check(*args, **kwargs))]

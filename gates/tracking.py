@@ -124,18 +124,6 @@ def log_report(report: GateReport, markdown: str) -> None:
     mlflow.log_dict(json.loads(report.model_dump_json()), "gates/report.json")
 
 
-def promote(cfg: PipelineConfig, model_uri: str, run_id: str) -> str:
-    """Register the verified model and move the champion alias to it. Only called on a pass."""
-    c = client(cfg)
-    try:
-        c.get_registered_model(cfg.mlflow.registered_model)
-    except MlflowException:
-        c.create_registered_model(cfg.mlflow.registered_model)
-    mv = mlflow.register_model(model_uri, cfg.mlflow.registered_model, tags={"run_id": run_id})
-    c.set_registered_model_alias(cfg.mlflow.registered_model, cfg.mlflow.champion_alias, mv.version)
-    return str(mv.version)
-
-
 def run_snapshot(cfg: PipelineConfig, run_id: str) -> dict[str, Any]:
     """What a run was made of: data fingerprint, schema, code, params, libraries (for diffs)."""
     c = client(cfg)

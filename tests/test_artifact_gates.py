@@ -35,7 +35,7 @@ def exported(clean_data, tmp_path_factory):
     model = fit(build_pipeline(cfg), split.train, cfg)
     experiment = tracking.configure(cfg)
     with mlflow.start_run(experiment_id=experiment) as run:
-        out = export_model(model, split.test, cfg, run.info.run_id, cfg.gates.artifact.golden_rows)
+        out = export_model(model, split.test, cfg, run.info.run_id, cfg.gates.artifact_loads.golden_rows)
     return cfg, model, out
 
 
@@ -52,7 +52,7 @@ def private_copy(exported, tmp_path):
 
 def test_clean_export_passes_every_artifact_gate(exported):
     cfg, _, out = exported
-    settings = cfg.gates.artifact
+    settings = cfg.gates.artifact_loads
     assert check_integrity(out, settings).status is Status.PASS
     probes = LoadProbes(out, cfg, settings)
     loads = check_fresh_load(probes, settings)
@@ -74,11 +74,11 @@ def test_emptied_and_truncated_files_block_naming_them(exported, tmp_path):
     pickled.write_bytes(b"")
     data = out.joblib_path.read_bytes()
     out.joblib_path.write_bytes(data[: len(data) // 2])
-    result = check_integrity(out, cfg.gates.artifact)
+    result = check_integrity(out, cfg.gates.artifact_loads)
     assert result.status is Status.FAIL and result.measured["bad_files"] == 2
     assert any(str(pickled) in e and "empty" in e for e in result.evidence)
     assert any(str(out.joblib_path) in e and "truncated" in e for e in result.evidence)
-    loads = check_fresh_load(LoadProbes(out, cfg, cfg.gates.artifact), cfg.gates.artifact)
+    loads = check_fresh_load(LoadProbes(out, cfg, cfg.gates.artifact_loads), cfg.gates.artifact_loads)
     assert loads.status is Status.FAIL
     assert any(str(out.joblib_path) in e for e in loads.evidence)
     assert any(str(out.mlflow_model_dir) in e for e in loads.evidence)
@@ -89,7 +89,7 @@ def test_corrupted_bytes_block_on_checksum(exported, tmp_path):
     data = bytearray(out.joblib_path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte flipped
     out.joblib_path.write_bytes(bytes(data))
-    result = check_integrity(out, cfg.gates.artifact)
+    result = check_integrity(out, cfg.gates.artifact_loads)
     assert result.status is Status.FAIL
     assert result.evidence == [f"{out.joblib_path}: checksum changed since export (corrupted or rewritten)"]
 
@@ -114,7 +114,7 @@ def test_model_pickled_under_another_sklearn_version_blocks(exported, tmp_path):
         faults.restore_sklearn_version(None)
     import sklearn
 
-    result = check_library_versions(LoadProbes(out, cfg, cfg.gates.artifact), out)
+    result = check_library_versions(LoadProbes(out, cfg, cfg.gates.artifact_loads), out)
     assert result.status is Status.FAIL
     expected = (f"scikit-learn: the model was pickled by scikit-learn {faults.OLD_SKLEARN_VERSION}, "
                 f"loaded with {sklearn.__version__}")

@@ -14,7 +14,8 @@ from scipy.stats import ks_2samp
 
 from gates.config import load_config
 from gates.context import RunContext
-from gates.data_gates import check_drift, check_label_shift, check_split_drift, prepare
+from gates.data_gates import DRIFT, LABEL_SHIFT, SPLIT_DRIFT
+from gates.reference import prepare
 from gates.demo_data import Customers, generate_day
 from gates.drift import ks_from_sketches, psi
 from gates.faults import FAULTS, FaultTarget
@@ -77,16 +78,16 @@ def test_fast_bin_counts_and_quantiles_match_numpy():
 @pytest.mark.parametrize("lead_days", [7, 35, 60])
 def test_natural_variation_and_an_older_champion_do_not_block(context, lead_days):
     ctx = context(lead_days=lead_days)
-    drift = check_drift(ctx, ctx.cfg.gates.drift)
+    drift = DRIFT.judge(ctx.values())
     assert drift.status in (Status.PASS, Status.WARN), drift.evidence
     assert drift.measured["features"] == 8 and "usage_minutes.psi" in drift.measured
-    label = check_label_shift(ctx, ctx.cfg.gates.label_shift)
+    label = LABEL_SHIFT.judge(ctx.values())
     assert label.status in (Status.PASS, Status.WARN), label.evidence
 
 
 def test_covariate_drift_blocks_naming_the_feature(context):
     ctx = context("covariate_drift")
-    result = check_drift(ctx, ctx.cfg.gates.drift)
+    result = DRIFT.judge(ctx.values())
     assert result.name == "drift" and result.status is Status.FAIL and result.blocks
     assert "usage_minutes" in result.summary and "PSI" in result.summary
     assert result.details["features"]["usage_minutes"]["level"] == "block"
@@ -96,15 +97,15 @@ def test_covariate_drift_blocks_naming_the_feature(context):
 
 def test_label_shift_blocks_naming_the_label(context):
     ctx = context("label_shift")
-    result = check_label_shift(ctx, ctx.cfg.gates.label_shift)
+    result = LABEL_SHIFT.judge(ctx.values())
     assert result.name == "label_shift" and result.status is Status.FAIL
     assert "'churned'" in result.summary and result.measured["change"] >= 0.08
-    assert check_drift(ctx, ctx.cfg.gates.drift).status is not Status.FAIL  # features untouched
+    assert DRIFT.judge(ctx.values()).status is not Status.FAIL  # features untouched
 
 
 def test_new_category_and_null_rate_change_are_drift_too(context):
     ctx = context("new_category")
-    result = check_drift(ctx, ctx.cfg.gates.drift)
+    result = DRIFT.judge(ctx.values())
     region = result.details["features"]["region"]
     assert region["level"] == "block" and "North" in region["new_categories"]
     assert "north" not in region["vanished_categories"]  # still there in the older days
@@ -119,7 +120,7 @@ def test_first_run_passes_with_a_stated_note(context, tmp_path):
     prepare(ctx)
     assert ctx.reference is None and ctx.profile is not None
     assert any("first run" in n for n in ctx.notes)
-    result = check_drift(ctx, ctx.cfg.gates.drift)
+    result = DRIFT.judge(ctx.values())
     assert result.status is Status.PASS and "first run" in result.summary
 
 
@@ -127,7 +128,7 @@ def test_split_drift_warns_on_a_shift_in_the_test_days(context):
     ctx = context("covariate_drift", lead_days=None)
     ctx.split = split_data(ctx.frame, ctx.cfg, RUN_DATE)
     settings = ctx.cfg.gates.split_drift
-    raw = check_split_drift(ctx, settings)
+    raw = SPLIT_DRIFT.judge(ctx.values(), settings)
     assert raw.status is Status.FAIL and "usage_minutes" in raw.summary
     assert raw.measured["ks_sample_rows"] == settings.sample_rows
     judged = run_gate("split_drift", raw.family, lambda: raw, severity=settings.severity)
@@ -137,7 +138,7 @@ def test_split_drift_warns_on_a_shift_in_the_test_days(context):
 def test_split_drift_passes_on_clean_data(context):
     ctx = context(lead_days=None)
     ctx.split = split_data(ctx.frame, ctx.cfg, RUN_DATE)
-    result = check_split_drift(ctx, ctx.cfg.gates.split_drift)
+    result = SPLIT_DRIFT.judge(ctx.values())
     assert result.status in (Status.PASS, Status.WARN), result.evidence
     assert not [f for f, d in result.details["features"].items() if d["level"] == "block"]
 

@@ -129,12 +129,16 @@ def test_crashing_gate_reports_error_and_blocks():
 
 
 def test_crashing_gate_inside_the_flow_blocks(make_config, monkeypatch):
-    from gates import data_gates
+    import dataclasses
+
+    from gates import registry
 
     def explode(*args, **kwargs):
         raise RuntimeError("gate bug")
 
-    monkeypatch.setattr(data_gates, "check_partitions", explode)
+    declared = registry.gates()  # the partitions gate's check swapped in its declaration
+    monkeypatch.setattr(registry, "gates", lambda: tuple(
+        dataclasses.replace(g, check=explode) if g.name == "partitions" else g for g in declared))
     state, summary = run_flow(make_config())
     assert state.is_failed()
     result = summary.report.by_name("partitions")

@@ -14,38 +14,33 @@ import joblib
 import pandas as pd
 import pytest
 
-from gates import leakage_gates
-from gates.config import import_object, parse_config
+from flows.stages import no_gates, run_until
+from gates import leakage_gates, registry
+from gates.config import parse_config
 from gates.context import RunContext
-from gates.evaluation import evaluate
 from gates.export import Exported
 from gates.faults import FAULTS, FaultTarget
 from gates.ingest import ingest
 from gates.results import Status
 from gates.split import split_data
-from gates.training import build_pipeline, fit
 from tests.conftest import RUN_DATE, demo_config, run_flow
 
 BEFORE = ["time_order", "row_overlap", "target_leakage", "serving_availability"]
+AFTER_TRAINING = ["perfect_metric", "preprocessing_fit"]
+AFTER_EXPORT = ["serving_skew"]
 
 
 def _context(tmp_path, data_path, fault: str | None = None, **overrides) -> RunContext:
     raw = demo_config(tmp_path, data_path, **overrides)
     if fault:
         FAULTS[fault].apply(FaultTarget(data_path, raw, RUN_DATE))
-    cfg = parse_config(raw)
-    ctx = RunContext(cfg=cfg, run_date=RUN_DATE)
-    ctx.ingested = ingest(cfg, RUN_DATE)
-    ctx.frame = ctx.ingested.combined()
-    for hook in cfg.hooks.after_ingest:
-        import_object(hook, field="hooks")(ctx)
-    ctx.split = split_data(ctx.frame, cfg, RUN_DATE)
+    ctx = RunContext(cfg=parse_config(raw), run_date=RUN_DATE)
+    run_until(ctx, "split", run_gates=no_gates)  # ingest, hooks, split
     return ctx
 
 
 def _train(ctx: RunContext) -> RunContext:
-    ctx.model = fit(build_pipeline(ctx.cfg), ctx.split.train, ctx.cfg)
-    ctx.metrics, ctx.scores = evaluate(ctx.model, ctx.split.test, ctx.cfg)
+    run_until(ctx, "evaluate", since="train", run_gates=no_gates)
     return ctx
 
 
@@ -57,8 +52,9 @@ def _export(ctx: RunContext, folder) -> RunContext:
     return ctx
 
 
-def _results(specs) -> dict:
-    return {spec.name: spec.run() for spec in specs}
+def _results(ctx: RunContext, names: list[str]) -> dict:
+    """The named gates, as the flow plans them (gates/registry.py)."""
+    return {spec.name: spec.run() for spec in registry.specs(names, ctx.cfg, ctx.values())}
 
 
 def _blocking(results: dict) -> list[str]:
@@ -72,9 +68,7 @@ def clean_ctx(clean_data, tmp_path_factory) -> RunContext:
 
 
 def test_clean_demo_passes_every_leakage_gate(clean_ctx):
-    results = _results([*leakage_gates.plan_before_training(clean_ctx),
-                        *leakage_gates.plan_after_training(clean_ctx),
-                        *leakage_gates.plan_after_export(clean_ctx)])
+    results = _results(clean_ctx, [*BEFORE, *AFTER_TRAINING, *AFTER_EXPORT])
     assert sorted(results) == sorted([*BEFORE, "perfect_metric", "preprocessing_fit", "serving_skew"])
     for name, result in results.items():
         assert result.status is Status.PASS, (name, result.summary)
@@ -85,7 +79,7 @@ def test_clean_demo_passes_every_leakage_gate(clean_ctx):
 
 
 def test_shuffled_split_blocks_time_order(tmp_path, data_dir):
-    results = _results(leakage_gates.plan_before_training(_context(tmp_path, data_dir, "shuffled_split")))
+    results = _results(_context(tmp_path, data_dir, "shuffled_split"), BEFORE)
     assert _blocking(results) == ["time_order"]
     result = results["time_order"]
     assert result.status is Status.FAIL
@@ -95,7 +89,7 @@ def test_shuffled_split_blocks_time_order(tmp_path, data_dir):
 
 def test_train_test_overlap_blocks_row_overlap_with_the_count(tmp_path, data_dir):
     ctx = _context(tmp_path, data_dir, "train_test_overlap")
-    results = _results(leakage_gates.plan_before_training(ctx))
+    results = _results(ctx, BEFORE)
     assert _blocking(results) == ["row_overlap"]
     result = results["row_overlap"]
     shared = result.measured["shared_rows"]
@@ -116,7 +110,7 @@ def test_entities_straddling_train_and_test_block_when_entity_aware(clean_ctx):
 
 def test_target_leak_blocks_naming_the_feature_and_allow_list_defers_to_perfect_metric(tmp_path, data_dir):
     ctx = _context(tmp_path, data_dir, "target_leak")
-    results = _results(leakage_gates.plan_before_training(ctx))
+    results = _results(ctx, BEFORE)
     assert _blocking(results) == ["target_leakage"]
     result = results["target_leakage"]
     assert "'retention_score' alone reaches auc" in result.evidence[0]
@@ -127,14 +121,14 @@ def test_target_leak_blocks_naming_the_feature_and_allow_list_defers_to_perfect_
     ctx.cfg.gates.target_leakage.allow = ["retention_score"]
     allowed = leakage_gates.check_target_leakage(ctx.split, ctx.cfg, ctx.cfg.gates.target_leakage)
     assert allowed.status is Status.WARN and "allow-listed" in allowed.summary
-    after = _results(leakage_gates.plan_after_training(_train(ctx)))
+    after = _results(_train(ctx), AFTER_TRAINING)
     assert after["perfect_metric"].status is Status.FAIL
     assert "candidate roc_auc" in after["perfect_metric"].summary
     assert after["perfect_metric"].measured["candidate_roc_auc"] >= 0.995
 
 
 def test_future_feature_blocks_serving_availability(tmp_path, data_dir):
-    results = _results(leakage_gates.plan_before_training(_context(tmp_path, data_dir, "future_feature")))
+    results = _results(_context(tmp_path, data_dir, "future_feature"), BEFORE)
     assert _blocking(results) == ["serving_availability"]
     result = results["serving_availability"]
     assert "'cancel_page_visits'" in result.evidence[0]
@@ -145,8 +139,7 @@ def test_future_feature_blocks_serving_availability(tmp_path, data_dir):
 
 
 def test_feature_not_at_serving_blocks_serving_availability(tmp_path, data_dir):
-    results = _results(leakage_gates.plan_before_training(
-        _context(tmp_path, data_dir, "feature_not_at_serving")))
+    results = _results(_context(tmp_path, data_dir, "feature_not_at_serving"), BEFORE)
     assert _blocking(results) == ["serving_availability"]
     result = results["serving_availability"]
     assert result.evidence == ["feature 'call_sentiment' is used by the model but is not in "
@@ -155,7 +148,7 @@ def test_feature_not_at_serving_blocks_serving_availability(tmp_path, data_dir):
 
 def test_scaler_fitted_before_split_blocks_preprocessing_fit(tmp_path, data_dir):
     ctx = _train(_context(tmp_path, data_dir, "scaler_before_split"))
-    results = _results(leakage_gates.plan_after_training(ctx))
+    results = _results(ctx, AFTER_TRAINING)
     assert _blocking(results) == ["preprocessing_fit"]
     result = results["preprocessing_fit"]
     assert result.measured["statistics_not_from_train"] == 2 * len(ctx.cfg.data.features.numeric)

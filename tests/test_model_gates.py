@@ -147,7 +147,8 @@ def _alias(config):
 def test_better_model_promotes_and_regressed_model_leaves_the_alias(make_config):
     # The artifact gates (two fresh interpreters per run) are tested in test_artifact_gates.py;
     # switched off here to keep three flow runs cheap.
-    off = {"gates.artifact.enabled": False}
+    off = {f"gates.{g}.enabled": False
+           for g in ("artifact_integrity", "library_versions", "signature", "artifact_loads")}
     weak = make_config(name="weak.yaml", **{"model.params.max_iter": 10, **off})
     state, first = run_flow(weak)
     assert state.is_completed(), state.message
