@@ -7,7 +7,9 @@ import datetime as dt
 
 import pandas as pd
 
-from gates.config import DriftGate, PerfectMetricGate, parse_config
+from gates.config import parse_config
+from gates.data_gates import DriftGate
+from gates.leakage_gates import PerfectMetricGate
 from gates.demo_data import write_demo_data
 from gates.drift import compare_profiles
 from gates.leakage_gates import check_perfect_metric
