@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install lock run test bench scenarios clean system-deps server server-stop server-env
+.PHONY: install lock run test bench scenarios backtest clean system-deps server server-stop server-env
 
 install: $(VENV)/.installed
 
@@ -62,5 +62,18 @@ scenarios: install
 	$(BIN)/gates demo-data --config $(CONFIG)
 	$(BIN)/gates scenarios --config $(CONFIG) --clean 10
 
+# Clean monthly retrains replayed over 19 months of the demo (2.5 years of data) and 24 months of
+# the real births data, each calibrated on its own history before the first replayed date.
+# Tables: bench/results/backtest-<pipeline>.md/.csv; exit 1 if a clean retrain was blocked.
+backtest: install
+	$(BIN)/gates demo-data --config configs/demo.yaml --days 1000 --end 2026-10-31
+	$(BIN)/gates real-data
+	rc=0; \
+	$(BIN)/gates backtest --config configs/demo.yaml --from 2025-05-01 --to 2026-11-01 --every month \
+	    --calibrate --results bench/results || rc=1; \
+	$(BIN)/gates backtest --config configs/births.yaml --from 1986-01-01 --to 1987-12-01 --every month \
+	    --calibrate --results bench/results || rc=1; \
+	exit $$rc
+
 clean:
-	rm -rf data mlflow.db mlartifacts .prefect .servers bench/results/*.json
+	rm -rf data mlflow.db mlartifacts .prefect .servers backtests bench/results/*.json

@@ -41,9 +41,10 @@ def run_hooks(paths: list[str], ctx: RunContext) -> None:
 
 
 def ingest_step(ctx: RunContext) -> None:
-    """Read the window; your after_ingest hooks; profile it, load the champion's profile and
-    verify the champion's files."""
-    ctx.ingested = ingest(ctx.cfg, ctx.run_date)
+    """Read the window (unless the caller already did: a backtest's cached partitions); your
+    after_ingest hooks; profile it, load the champion's profile and verify the champion's files."""
+    if ctx.ingested is None:
+        ctx.ingested = ingest(ctx.cfg, ctx.run_date)
     ctx.frame = ctx.ingested.combined()
     ctx.schema = {c: str(t) for c, t in ctx.frame.dtypes.items()}  # as delivered, before hooks
     run_hooks(ctx.cfg.hooks.after_ingest, ctx)

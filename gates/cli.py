@@ -393,20 +393,33 @@ def suite_init(
     out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the config's "
                                              "expectations path with .draft.json).")] = None,
     margin: Annotated[float, typer.Option(help="Numeric ranges widened by this share of the span.")] = 0.25,
+    windows: Annotated[int, typer.Option(help="Windows the history is cut into; only what held in "
+                                         "all of them is kept.")] = 4,
 ) -> None:
-    """Infer a draft suite from a reference window, for you to review and commit."""
+    """Infer a draft suite from the history (several windows), for you to review and commit."""
     from gates.suite_init import infer_suite, write_suite
 
     cfg = _load(config)
     first, last = _date(start, "--from"), _date(end, "--to")
     try:
-        suite = infer_suite(cfg, first, last, margin=margin)
+        explain: list[str] = []
+        suite = infer_suite(cfg, first, last, margin=margin, windows=windows, explain=explain)
     except FileNotFoundError as exc:
         err.print(str(exc), style="red")
         raise typer.Exit(2) from None
     path = write_suite(suite, out or Path(cfg.expectations).with_suffix(".draft.json"))
+    for line in explain:
+        console.print(f"  {line}", highlight=False)
     console.print(f"suite draft: {len(suite['expectations'])} expectations written to {path}; "
                   "review it, then point `expectations:` at it and commit")
+
+
+# History commands (backtest, calibrate, real-data) live in their own module.
+from gates import backtest_cli  # noqa: E402
+
+app.command("backtest")(backtest_cli.backtest)
+app.command("calibrate")(backtest_cli.calibrate)
+app.command("real-data")(backtest_cli.real_data)
 
 
 def main() -> None:  # pragma: no cover

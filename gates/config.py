@@ -306,6 +306,9 @@ class PipelineConfig(Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig
     expectations: Path = Field(description="Great Expectations suite JSON, e.g. expectations/x.json.")
+    calibration: Path | None = Field(
+        None, description="Natural-drift envelope learned from history (`gates calibrate`), e.g. "
+        "expectations/x.calibration.json; drift and label_shift block only outside it. None: uncalibrated.")
     mlflow: MlflowConfig
     export: ExportConfig = Field(default_factory=ExportConfig)
     gates: GatesConfig = Field(default_factory=lambda: _gates_config()())

@@ -370,40 +370,75 @@ def _no_profile(profile: dict | None, reference: dict | None, reference_error: s
 
 
 def check_drift(profile: dict | None, reference: dict | None, settings: DriftGate,
-                reference_error: str | None = None, notes: list[str] = ()) -> GateResult:
+                reference_error: str | None = None, notes: list[str] = (),
+                cfg: PipelineConfig | None = None, run_date: dt.date | None = None) -> GateResult:
     """Each feature of this window (`profile`) against the champion run's profile (`reference`);
-    `notes` say why there is no reference (a first run), `reference_error` why it failed to load."""
+    `notes` say why there is no reference (a first run), `reference_error` why it failed to load.
+    With `cfg.calibration`, a statistic inside its natural envelope for `run_date` only warns."""
     _no_profile(profile, reference, reference_error)
     if reference is None:
         return _first_run("drift", _reference_note(notes))
+    calibration = _calibration(cfg, run_date)  # a broken file raises: error (fail closed)
     window = reference.get("window") or ["?", "?"]
-    drifts = compare_profiles(reference, profile, settings)
-    return _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
-                         current=profile, reference=reference)
+    drifts = compare_profiles(reference, profile, settings, calibration)
+    result = _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
+                           current=profile, reference=reference)
+    return _state_calibration(result, calibration, cfg)
+
+
+def _calibration(cfg: PipelineConfig | None, run_date: dt.date | None) -> dict | None:
+    """The natural envelope (gates.calibration) that applies on this run date, if configured."""
+    if cfg is None or run_date is None:
+        return None
+    from gates.calibration import for_run, load as load_calibration
+
+    return for_run(load_calibration(cfg), run_date)
+
+
+def _state_calibration(result: GateResult, calibration: dict | None, cfg) -> GateResult:
+    """Say whether the natural envelope from history applied (and which file), or not."""
+    result.measured["calibrated"] = calibration is not None
+    if calibration is None:
+        result.threshold["calibration"] = "none (uncalibrated: the fixed thresholds apply)"
+        result.summary += " [uncalibrated]"
+    else:
+        result.threshold["calibration"] = (f"{cfg.calibration}: {calibration['rule']}, history "
+                                           f"{calibration['history'][0]}..{calibration['history'][1]} "
+                                           f"every {calibration['every']}")
+    return result
 
 
 def check_label_shift(profile: dict | None, reference: dict | None, cfg: PipelineConfig,
                       settings: LabelShiftGate, reference_error: str | None = None,
-                      notes: list[str] = ()) -> GateResult:
-    """The label's distribution against the champion's: positive rate (or standardised mean)."""
+                      notes: list[str] = (), run_date: dt.date | None = None) -> GateResult:
+    """The label's distribution against the champion's: positive rate (or standardised mean);
+    with `cfg.calibration`, a change inside the natural envelope for `run_date` only warns."""
     _no_profile(profile, reference, reference_error)
     if reference is None:
         return _first_run("label_shift", _reference_note(notes))
+    calibration = _calibration(cfg, run_date)
     shift = label_shift(reference.get("label"), profile.get("label"))
     text = (f"{shift.measure} changed by {shift.change:.4f}"
             + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))
     target = cfg.data.target
-    return judge(
+    natural = ((calibration or {}).get("label") or {}).get("change") or {}
+    limit = max(settings.block, natural.get("envelope", 0.0))
+    nat_text = f", natural range up to {natural['envelope']:.4f}" if natural else ""
+    warnings = []
+    if settings.warn <= shift.change < limit:
+        warnings.append(f"label {target!r}: {text} >= {settings.warn}{nat_text}")
+    result = judge(
         "label_shift",
         Family.DATA,
-        failures=[f"label {target!r}: {text} >= {settings.block}"] if shift.change >= settings.block else [],
-        warnings=[f"label {target!r}: {text} >= {settings.warn}"]
-        if settings.warn <= shift.change < settings.block else [],
+        failures=[f"label {target!r}: {text} >= {limit}{nat_text}"] if shift.change >= limit else [],
+        warnings=warnings,
         measured={"change": round(shift.change, 6), "reference": shift.reference, "current": shift.current},
-        threshold={"warn": settings.warn, "block": settings.block, "measure": shift.measure},
+        threshold={"warn": settings.warn, "block": settings.block, "measure": shift.measure,
+                   "natural_envelope": natural.get("envelope")},
         hint=LABEL_SHIFT.hint,
         ok_summary=f"label {target!r}: {text}",
     )
+    return _state_calibration(result, calibration, cfg)
 
 
 def check_split_drift(split: Split, cfg: PipelineConfig, settings: DriftGate) -> GateResult:
@@ -495,7 +530,7 @@ CONTRACT = Gate(
 
 DRIFT = Gate(
     name="drift", family=Family.DATA, stage="data", settings=DriftGate,
-    inputs=("profile", "reference", "reference_error", "notes"), check=check_drift,
+    inputs=("profile", "reference", "reference_error", "notes", "cfg", "run_date"), check=check_drift,
     cause=Cause(bucket="data", depth=3, meaning="feature distributions drifted from the last promoted run",
                 rules_out="covariate drift beyond the block thresholds",
                 next_check="Look at the drift plots; decide whether the change is real-world (retrain and "
@@ -505,19 +540,21 @@ DRIFT = Gate(
     "thresholds or the window revisited before the model is retrained on it.",
     blocks_when="a feature drifted from the champion's stored profile (PSI and KS for numbers, "
     "PSI/Jensen-Shannon and new categories for categories, null rates) past the block thresholds; "
-    "the warn thresholds only warn",
+    "the warn thresholds only warn; with `calibration:`, a statistic inside its natural envelope from "
+    "history only warns",
     faults=("covariate_drift",),
 )
 
 LABEL_SHIFT = Gate(
     name="label_shift", family=Family.DATA, stage="data", settings=LabelShiftGate,
-    inputs=("profile", "reference", "cfg", "reference_error", "notes"), check=check_label_shift,
+    inputs=("profile", "reference", "cfg", "reference_error", "notes", "run_date"), check=check_label_shift,
     cause=Cause(bucket="data", depth=3, meaning="the label's distribution shifted",
                 rules_out="a shift in the label's base rate",
                 next_check="Check how labels are produced (definition, delay, join) for the new window."),
     hint="A changed label rate means a changed population or a changed labelling job: check the "
     "labelling pipeline before retraining on it.",
-    blocks_when="the label's positive rate (or mean) moved past `block`",
+    blocks_when="the label's positive rate (or mean) moved past `block` (or, with `calibration:`, "
+    "past its natural envelope from history if that is wider)",
     faults=("label_shift",),
 )
 

@@ -22,8 +22,23 @@ PLAN_P = np.array([0.5, 0.35, 0.15])
 PLAN_PRICE = np.array([29.0, 59.0, 99.0])
 CUSTOMERS = 50_000
 
-NUMERIC = ["tenure_months", "monthly_charges", "support_calls", "usage_minutes", "days_since_login"]
-CATEGORICAL = ["region", "plan", "is_promo"]
+NUMERIC = ["tenure_months", "monthly_charges", "support_calls", "usage_minutes", "days_since_login",
+           "month", "weekday"]
+CATEGORICAL = ["region", "plan", "is_promo", "is_holiday"]
+TREND_START = dt.date(2024, 1, 1)  # prices and usage grow from here, a few percent a year
+
+
+def us_federal_holidays(year: int) -> set[dt.date]:
+    """Fixed-date and Monday/Thursday US federal holidays of a year (a calendar, not a library)."""
+
+    def nth(month: int, weekday: int, n: int) -> dt.date:
+        first = dt.date(year, month, 1)
+        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+
+    last_may = dt.date(year, 5, 31)
+    return {dt.date(year, 1, 1), dt.date(year, 7, 4), dt.date(year, 11, 11), dt.date(year, 12, 25),
+            nth(9, 0, 1), nth(11, 3, 4), nth(1, 0, 3), nth(2, 0, 3), nth(10, 0, 2),
+            last_may - dt.timedelta(days=last_may.weekday())}
 COLUMNS = ["event_time", "customer_id", *NUMERIC, *CATEGORICAL, "churned"]
 
 
@@ -67,14 +82,19 @@ def generate_day(day: dt.date, rows_per_day: int = 2000, seed: int = 7,
     plan = customers.plan[ids]
     loyalty = customers.loyalty[ids]
     doy = day.timetuple().tm_yday
-    season = np.sin(2 * np.pi * doy / 365.25)
+    season = np.sin(2 * np.pi * doy / 365.25)  # a yearly cycle: peaks in spring, lows in autumn
+    winter = np.cos(2 * np.pi * doy / 365.25)  # a second phase: high in winter
     weekend = day.weekday() >= 5
+    holiday = day in us_federal_holidays(day.year)
+    years = (day - TREND_START).days / 365.25  # trend: prices and usage creep up
 
     tenure = np.clip((customers.signup_age_days[ids] + (day.toordinal() % 30)) / 30.4, 0, 120).astype("int64")
-    charges = PLAN_PRICE[plan] * rng.normal(1.0, 0.08, size=n) + rng.normal(0, 3, size=n)
-    support = rng.poisson(np.exp(0.2 - 0.35 * loyalty).clip(0.05, 5.0))
-    usage = rng.gamma(4.0, 45.0 * (1.25 if weekend else 1.0) * (1.0 + 0.15 * season), size=n)
-    login = rng.exponential(np.exp(1.2 - 0.4 * loyalty), size=n)
+    charges = (PLAN_PRICE[plan] * (1.0 + 0.03 * years) * rng.normal(1.0, 0.08, size=n)
+               + rng.normal(0, 3, size=n))
+    support = rng.poisson(np.exp(0.2 + 0.15 * winter - 0.35 * loyalty).clip(0.05, 5.0))
+    usage = rng.gamma(4.0, 45.0 * (1.25 if weekend or holiday else 1.0) * (1.0 + 0.15 * season)
+                      * (1.0 + 0.04 * years), size=n)
+    login = rng.exponential(np.exp(1.2 - 0.4 * loyalty + 0.15 * winter), size=n)
     login[rng.random(n) < 0.02] = np.nan
     promo = rng.random(n) < (0.12 + 0.04 * season)
 
@@ -88,7 +108,8 @@ def generate_day(day: dt.date, rows_per_day: int = 2000, seed: int = 7,
         - 0.5 * promo
         + 0.2 * (plan == 0)
         - 0.35 * loyalty
-        + 0.04 * season
+        + 0.3 * winter  # churn peaks after the winter bills
+        + 0.25 * holiday
         # Non-linear effects a tree model finds and a linear baseline misses.
         + 1.3 * (tenure < 6)
         + 1.1 * ((support >= 3) & (plan == 0))
@@ -110,6 +131,9 @@ def generate_day(day: dt.date, rows_per_day: int = 2000, seed: int = 7,
             "region": pd.array(REGIONS[region], dtype="str"),
             "plan": pd.array(PLANS[plan], dtype="str"),
             "is_promo": promo,
+            "month": np.full(n, day.month, dtype="int64"),
+            "weekday": np.full(n, day.weekday(), dtype="int64"),
+            "is_holiday": np.full(n, holiday, dtype=bool),
             "churned": churned,
         }
     )

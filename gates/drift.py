@@ -70,17 +70,24 @@ class FeatureDrift:
         return f"feature {self.feature!r} ({self.kind}): " + ", ".join(reasons)
 
 
-def _check(fd: FeatureDrift, name: str, value: float | None, warn: float, block: float) -> None:
+def _check(fd: FeatureDrift, name: str, value: float | None, warn: float, block: float,
+           natural: float | None = None) -> None:
+    """Warn past `warn`; block past `block`, unless the value is within the natural envelope
+    learned from history (gates.calibration), which then only warns and says so."""
     if value is None or not np.isfinite(value):
         return
-    if value >= block:
-        fd.block.append(f"{name} {value:.3f} >= {block}")
+    if value >= block and natural is not None and value <= natural:
+        fd.warn.append(f"{name} {value:.3f}, natural range up to {natural:.3f}")
+    elif value >= block:
+        fd.block.append(f"{name} {value:.3f} >= {block}"
+                        + (f", natural range up to {natural:.3f}" if natural is not None else ""))
     elif value >= warn:
         fd.warn.append(f"{name} {value:.3f} >= {warn}")
 
 
-def compare_numeric(feature: str, ref: dict[str, Any], cur: dict[str, Any], settings) -> FeatureDrift:
-    fd = FeatureDrift(feature, "numeric")
+def compare_numeric(feature: str, ref: dict[str, Any], cur: dict[str, Any], settings,
+                    natural: dict[str, float] | None = None) -> FeatureDrift:
+    fd, nat = FeatureDrift(feature, "numeric"), natural or {}
     counts = cur.get("counts_on_reference")
     value_psi = psi(ref["counts"], counts) if counts is not None else float("nan")
     value_ks = ks_from_sketches(ref.get("sketch", []), cur.get("sketch", []))
@@ -90,14 +97,16 @@ def compare_numeric(feature: str, ref: dict[str, Any], cur: dict[str, Any], sett
                   if std and cur.get("mean") is not None and ref.get("mean") is not None else None)
     fd.stats = {"psi": value_psi, "ks": value_ks, "null_rate_change": null_change,
                 "null_rate": cur["null_rate"], "mean_shift_sd": mean_shift}
-    _check(fd, "PSI", value_psi, settings.psi_warn, settings.psi_block)
-    _check(fd, "KS", value_ks, settings.ks_warn, settings.ks_block)
-    _check(fd, "null-rate change", null_change, settings.null_rate_warn, settings.null_rate_block)
+    _check(fd, "PSI", value_psi, settings.psi_warn, settings.psi_block, nat.get("psi"))
+    _check(fd, "KS", value_ks, settings.ks_warn, settings.ks_block, nat.get("ks"))
+    _check(fd, "null-rate change", null_change, settings.null_rate_warn, settings.null_rate_block,
+           nat.get("null_rate_change"))
     return fd
 
 
-def compare_categorical(feature: str, ref: dict[str, Any], cur: dict[str, Any], settings) -> FeatureDrift:
-    fd = FeatureDrift(feature, "categorical")
+def compare_categorical(feature: str, ref: dict[str, Any], cur: dict[str, Any], settings,
+                        natural: dict[str, float] | None = None) -> FeatureDrift:
+    fd, nat = FeatureDrift(feature, "categorical"), natural or {}
     keys = sorted(set(ref["counts"]) | set(cur["counts"]))
     p, q = shares(ref["counts"], keys), shares(cur["counts"], keys)
     value_js = float(jensenshannon(p, q, base=2)) if p.sum() and q.sum() else float("nan")
@@ -111,9 +120,10 @@ def compare_categorical(feature: str, ref: dict[str, Any], cur: dict[str, Any], 
                 "vanished_category_share": vanished_share, "null_rate_change": null_change,
                 "null_rate": cur["null_rate"]}
     fd.new_categories, fd.vanished_categories = new, vanished
-    _check(fd, "PSI", value_psi, settings.psi_warn, settings.psi_block)
-    _check(fd, "JS", value_js, settings.js_warn, settings.js_block)
-    _check(fd, "null-rate change", null_change, settings.null_rate_warn, settings.null_rate_block)
+    _check(fd, "PSI", value_psi, settings.psi_warn, settings.psi_block, nat.get("psi"))
+    _check(fd, "JS", value_js, settings.js_warn, settings.js_block, nat.get("js"))
+    _check(fd, "null-rate change", null_change, settings.null_rate_warn, settings.null_rate_block,
+           nat.get("null_rate_change"))
     for label, cats, share in (("new", new, new_share), ("vanished", vanished, vanished_share)):
         if not cats:
             continue
@@ -122,8 +132,10 @@ def compare_categorical(feature: str, ref: dict[str, Any], cur: dict[str, Any], 
     return fd
 
 
-def compare_profiles(reference: dict[str, Any], current: dict[str, Any], settings) -> list[FeatureDrift]:
-    """Every feature the reference knows, compared with the current profile."""
+def compare_profiles(reference: dict[str, Any], current: dict[str, Any], settings,
+                     calibration: dict[str, Any] | None = None) -> list[FeatureDrift]:
+    """Every feature the reference knows, compared with the current profile (and, calibrated,
+    with the feature's natural envelope: gates.calibration)."""
     out: list[FeatureDrift] = []
     for kind, compare in (("numeric", compare_numeric), ("categorical", compare_categorical)):
         for feature, ref in reference.get(kind, {}).items():
@@ -137,7 +149,9 @@ def compare_profiles(reference: dict[str, Any], current: dict[str, Any], setting
                 fd.block.append("no rows to compare")
                 out.append(fd)
             else:
-                out.append(compare(feature, ref, cur, settings))
+                natural = {stat: entry["envelope"] for stat, entry in
+                           ((calibration or {}).get("features", {}).get(feature) or {}).items()}
+                out.append(compare(feature, ref, cur, settings, natural or None))
     return out
 
 

@@ -137,7 +137,7 @@ def evaluate_champion(ctx) -> None:
     import mlflow
 
     checked = ctx.champion_verified
-    if checked is None or not checked.ok:
+    if ctx.champion_model is None and (checked is None or not checked.ok):
         if checked is not None and checked.recorded is None and not checked.mismatches:
             ctx.notes.append(f"champion v{ctx.champion.version} has no recorded checksums (promoted "
                              "before they were recorded), so it was not loaded: only absolute "
@@ -147,7 +147,8 @@ def evaluate_champion(ctx) -> None:
                               "recorded at promotion (see champion_integrity)")
         return
     try:
-        ctx.champion_model = mlflow.sklearn.load_model(str(checked.model_dir))
+        if ctx.champion_model is None:  # a backtest hands over its champion from memory
+            ctx.champion_model = mlflow.sklearn.load_model(str(checked.model_dir))
         ctx.champion_metrics, ctx.champion_scores = evaluate(ctx.champion_model, ctx.split.test, ctx.cfg)
     except Exception as exc:  # noqa: BLE001 - the champion gate turns this into an error result
         ctx.champion_error = f"{type(exc).__name__}: {exc}"

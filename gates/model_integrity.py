@@ -134,8 +134,8 @@ def verify_champion(ctx) -> None:
     evaluation loads the champion). The private copy lives in `ctx.workdir` (made here when the
     caller gave none; the flow removes it at the end of the run).
     """
-    if ctx.champion is None:
-        return
+    if ctx.champion is None or ctx.champion_model is not None:
+        return  # no champion, or one this process holds in memory (a backtest): no store is read
     try:
         if ctx.workdir is None:
             ctx.workdir = tempfile.mkdtemp(prefix="gates-run-")
@@ -154,7 +154,7 @@ def check_champion_integrity(champion_verified: Verified | None, champion_verify
     unverified = (settings or ChampionIntegrityGate()).unverified
     if checked is None and error is None:
         return judge("champion_integrity", Family.ARTIFACT, failures=[],
-                     ok_summary="first run: no champion to verify")
+                     ok_summary="no champion files to verify (first run, or a champion held in memory)")
     if error is not None:
         raise RuntimeError(f"the champion's files could not be verified: {error}")
     threshold = {"rule": "sha256 of every file == tag " + CHECKSUM_TAG, "unverified": unverified}

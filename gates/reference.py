@@ -18,7 +18,8 @@ def prepare(ctx) -> None:
 
     cfg = ctx.cfg
     try:
-        ctx.reference = _load_reference(ctx)
+        if ctx.reference is None:  # a backtest hands over its champion's profile from memory
+            ctx.reference = _load_reference(ctx)
     except Exception as exc:  # noqa: BLE001 - reported by the drift gate (fail closed)
         ctx.reference, ctx.reference_error = None, f"{type(exc).__name__}: {exc}"
     try:

@@ -1,0 +1,90 @@
+"""Discrimination on seasonal data, without a flow: the relative perfect_metric, the drift envelope,
+and a suite inferred from several windows that does not bake in one season."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from gates.config import parse_config
+from gates.data_gates import DriftGate
+from gates.leakage_gates import PerfectMetricGate
+from gates.demo_data import write_demo_data
+from gates.drift import compare_profiles
+from gates.leakage_gates import check_perfect_metric
+from gates.profile import build_profile
+from gates.results import Status
+from gates.suite_init import infer_suite
+from tests.conftest import demo_config
+
+
+def _no_evidence():
+    return "tenure_months", 0.71, 0.95
+
+
+def test_easy_problem_is_not_leakage_when_the_baseline_is_as_high():
+    result = check_perfect_metric({"roc_auc": 0.997}, PerfectMetricGate(),
+                                  baselines={"dummy": {"roc_auc": 0.5}, "simple": {"roc_auc": 0.994}},
+                                  single_feature=_no_evidence)
+    assert result.status is Status.PASS
+    assert "easy problem, not leakage" in result.summary and "'simple' scores 0.9940" in result.summary
+
+
+def test_easy_problem_with_a_champion_as_high_passes_and_a_jump_past_it_blocks():
+    settings = PerfectMetricGate()
+    same = check_perfect_metric({"roc_auc": 0.998}, settings, baselines={"simple": {"roc_auc": 0.9}},
+                                champion={"roc_auc": 0.996})
+    assert same.status is Status.PASS and "as the champion" in same.summary
+    jump = check_perfect_metric({"roc_auc": 0.999}, settings, baselines={"simple": {"roc_auc": 0.999}},
+                                champion={"roc_auc": 0.93})
+    assert jump.status is Status.FAIL and "jumps +0.0690 past the champion" in jump.summary
+
+
+def test_first_run_ceiling_blocks_on_one_feature_evidence_or_a_jump_past_the_baseline():
+    settings = PerfectMetricGate()
+    leak = check_perfect_metric({"roc_auc": 0.999}, settings, baselines={"simple": {"roc_auc": 0.998}},
+                                single_feature=lambda: ("retention_score", 0.992, 0.95))
+    assert leak.status is Status.FAIL and "'retention_score' alone reaches 0.9920" in leak.summary
+    jump = check_perfect_metric({"roc_auc": 0.999}, settings, baselines={"simple": {"roc_auc": 0.80}},
+                                single_feature=_no_evidence)
+    assert jump.status is Status.FAIL and "past the simple baseline" in jump.summary
+    below = check_perfect_metric({"roc_auc": 0.9}, settings)
+    assert below.status is Status.PASS and below.summary.startswith("below every ceiling")
+
+
+def _profile(frame: pd.DataFrame, reference=None):
+    return build_profile(frame, ["x"], [], None, reference=reference)
+
+
+def test_drift_inside_the_natural_envelope_warns_and_outside_blocks():
+    rng = pd.Series(range(1000), dtype="float64")
+    ref = _profile(pd.DataFrame({"x": rng}))
+    cur = _profile(pd.DataFrame({"x": rng + 300}), reference=ref)
+    settings = DriftGate()
+    plain = compare_profiles(ref, cur, settings)[0]
+    assert plain.level == "block"
+    psi = plain.stats["psi"]
+    wide = {"features": {"x": {"psi": {"envelope": psi * 1.5}, "ks": {"envelope": 0.9}}}}
+    calibrated = compare_profiles(ref, cur, settings, wide)[0]
+    assert calibrated.level == "warn"
+    assert f"PSI {psi:.3f}, natural range up to {psi * 1.5:.3f}" in calibrated.warn
+    narrow = {"features": {"x": {"psi": {"envelope": psi / 2}, "ks": {"envelope": 0.9}}}}
+    outside = compare_profiles(ref, cur, settings, narrow)[0]
+    assert outside.level == "block" and "natural range up to" in outside.block[0]
+
+
+def test_suite_from_several_windows_gives_calendar_columns_their_full_domain(tmp_path):
+    root = tmp_path / "data" / "churn"
+    write_demo_data(root, dt.date(2026, 3, 31), days=120, rows_per_day=100)
+    cfg = parse_config(demo_config(tmp_path, root))
+    explain: list[str] = []
+    suite = infer_suite(cfg, dt.date(2026, 1, 1), dt.date(2026, 3, 31), windows=3, explain=explain)
+    ranges = {e["kwargs"]["column"]: (e["kwargs"]["min_value"], e["kwargs"]["max_value"])
+              for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_between"}
+    assert ranges["month"] == (1, 12) and ranges["weekday"] == (0, 6)
+    assert any(line.startswith("widened: 'month' is a calendar column") for line in explain)
+    sets = {e["kwargs"]["column"]: e["kwargs"]["value_set"] for e in suite["expectations"]
+            if e["type"] == "expect_column_values_to_be_in_set"}
+    assert sets["region"] == ["east", "north", "south", "west"]  # category domains stay strict
+    assert suite["meta"]["inference"] == explain
