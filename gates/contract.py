@@ -50,13 +50,25 @@ class ExpectationFailure:
     unexpected_percent: float | None = None
     unexpected_sample: list[Any] = field(default_factory=list)
     exception: str | None = None
+    missing_columns: list[str] = field(default_factory=list)  # column-set checks, MISSING_COLUMN
+    unexpected_columns: list[str] = field(default_factory=list)
+    not_evaluated: int = 0  # MISSING_COLUMN: expectations skipped because their column is absent
 
     def describe(self) -> str:
+        if self.expectation == MISSING_COLUMN:
+            return (f"column(s) {_names(self.missing_columns)} missing: {self.not_evaluated} "
+                    f"expectation(s) on them not evaluated")
         where = f"column {self.column!r}: " if self.column else ""
         what = self.expectation.removeprefix("expect_").replace("_", " ")
         parts = [f"{where}{what}"]
         if self.exception:
             parts.append(f"raised {self.exception}")
+        if self.missing_columns or self.unexpected_columns:
+            if self.missing_columns:
+                parts.append(f"missing {_names(self.missing_columns)}")
+            if self.unexpected_columns:
+                parts.append(f"unexpected {_names(self.unexpected_columns)}")
+            return ", ".join(parts)
         if self.unexpected_count:
             parts.append(f"{self.unexpected_count} unexpected ({self.unexpected_percent:.2f}%)")
         if self.unexpected_sample:
@@ -66,9 +78,21 @@ class ExpectationFailure:
         return ", ".join(parts)
 
 
+# Not a GE expectation: the per-column expectations of a column the partition does not have,
+# reported as one finding instead of GE's raw errors ("list index out of range").
+MISSING_COLUMN = "missing_column"
+
+
 def _short(value: Any, limit: int = 160) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _names(columns: list[Any], limit: int = 30) -> str:
+    """Column names in full (each a short repr), so a renamed or dropped column is named."""
+    shown = [_short(str(c), 60) for c in columns[:limit]]
+    more = f" (+{len(columns) - limit} more)" if len(columns) > limit else ""
+    return "[" + ", ".join(shown) + "]" + more
 
 
 _local = threading.local()
@@ -95,6 +119,9 @@ def _failure(item: Any, unexpected_samples: int) -> ExpectationFailure:
     res = item.result or {}
     info = item.exception_info or {}
     exc_message = info.get("exception_message") if isinstance(info, dict) else None
+    mismatched = (res.get("details") or {}).get("mismatched") if isinstance(res, dict) else None
+    if not isinstance(mismatched, dict):  # expect_table_columns_to_match_set's missing/unexpected
+        mismatched = {}
     return ExpectationFailure(
         expectation=config.type,
         column=config.kwargs.get("column"),
@@ -104,6 +131,8 @@ def _failure(item: Any, unexpected_samples: int) -> ExpectationFailure:
         unexpected_percent=res.get("unexpected_percent"),
         unexpected_sample=list(res.get("partial_unexpected_list") or [])[:unexpected_samples],
         exception=exc_message,
+        missing_columns=[str(c) for c in mismatched.get("missing") or []],
+        unexpected_columns=[str(c) for c in mismatched.get("unexpected") or []],
     )
 
 
@@ -208,9 +237,20 @@ def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.Dat
         if len(frames) == 1:
             window = window.reset_index(drop=True)
         offsets = np.cumsum([0] + [len(f) for f in frames])
-        results, n_calls = _validate_by_column(window, rest, complete)
+        # A column the group does not have: its expectations (other than "column to exist") are
+        # not run, where GE would raise; one finding names the missing columns instead.
+        absent = [e for e in rest if e.expectation_type != "expect_column_to_exist"
+                  and isinstance(getattr(e, "column", None), str) and e.column not in window.columns]
+        checks = [e for e in rest if not any(e is a for a in absent)]
+        if absent:
+            missing = list(dict.fromkeys(e.column for e in absent))
+            for name in members:
+                failures[name].append(ExpectationFailure(
+                    expectation=MISSING_COLUMN, column=None, kwargs={"columns": missing},
+                    missing_columns=missing, not_evaluated=len(absent)))
+        results, n_calls = _validate_by_column(window, checks, complete)
         calls += n_calls
-        evaluated += len(rest) * len(members)
+        evaluated += len(checks) * len(members)
         attribute, per_partition = [], []
         for item in results:  # GE does not keep the suite's order: read each result's own config
             exp = item.expectation_config.to_domain_obj()

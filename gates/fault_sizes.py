@@ -80,6 +80,7 @@ def covariate_shift(target: FaultTarget, bins: int = 10) -> FaultSize:
     days = [d for d in frames if frames[d]]
     clean = pd.concat([f for d in days for _, f in frames[d]], ignore_index=True)
     column = numeric_column(target, clean)
+    target.columns.append(column)
     values = pd.to_numeric(clean[column], errors="coerce").dropna().to_numpy(dtype="float64")
     edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
     reference = _decile_counts(values, edges)

@@ -32,6 +32,7 @@ class FaultTarget:
     run_date: dt.date
     seed: int = 0
     sizes: list[str] = field(default_factory=list)  # what a sized fault reached (gates.fault_sizes)
+    columns: list[str] = field(default_factory=list)  # the configured columns a fault picked to break
 
     @property
     def fmt(self) -> DataFormat:
@@ -81,7 +82,10 @@ class FaultTarget:
             names = [c for c in names if test(frame[c])]
         if not names:
             raise ValueError(f"this fault needs a {dtype or ''} {kind} feature in data.features.{kind}")
-        return names[min(index, len(names) - 1)]
+        name = names[min(index, len(names) - 1)]
+        if name not in self.columns:
+            self.columns.append(name)
+        return name
 
     def add_hook(self, stage: str, path: str) -> None:
         self.config.setdefault("hooks", {}).setdefault(stage, []).append(path)

@@ -175,7 +175,7 @@ def csv_short_row(data):
     lines = part.read_bytes().split(b"\n")
     lines.insert(5, b"2026-06-25 10:00:00,17,3")
     part.write_bytes(b"\n".join(lines))
-    return [str(part), "Expected 11 columns, got 3"]
+    return [str(part), f"Expected {len(lines[0].split(b','))} columns, got 3"]
 
 
 def csv_duplicated_columns(data):
@@ -243,6 +243,28 @@ def test_event_times_within_the_stated_tolerance_pass(tmp_path, data_dir):
     assert strict.blocks and strict.measured["rows_outside_period"] == 1, strict.evidence
     _, _, lenient = _judge(tmp_path, data_dir, **{"gates.partitions.period_tolerance_minutes": 30})
     assert lenient.status is Status.PASS, lenient.evidence
+
+
+def test_future_is_judged_at_the_earlier_of_the_run_date_and_the_wall_clock(tmp_path, data_dir):
+    """A run as of RUN_DATE (a past date) sees the partitions before it: rows stamped after the
+    run date's start are its future, though today's clock has passed them; and for a run date
+    ahead of the clock, rows after the clock are future."""
+    from gates.partition_rows import check_event_times
+
+    newest = WINDOW[-1]
+    _rewrite(_part(data_dir, newest), lambda f: f.assign(
+        event_time=f["event_time"].where(f.index % 10 != 0, pd.Timestamp(RUN_DATE + dt.timedelta(days=2)))))
+    cfg, ingested, result = _judge(tmp_path, data_dir)
+    assert result.blocks, result.evidence
+    line = next(x for x in result.evidence if "event times in the future" in x)
+    assert f"after {RUN_DATE.isoformat()} 00:05 UTC" in line and newest.isoformat() in line, line
+    assert result.measured["rows_in_future"] > 0
+
+    clock = dt.datetime.combine(RUN_DATE - dt.timedelta(days=3), dt.time(12))  # a clock behind the run date
+    found = check_event_times(ingested, cfg.data.timestamp, cfg.data.cadence, cfg.gates.partitions, now=clock)
+    future = found.details["event_times"]["future"]
+    assert (RUN_DATE - dt.timedelta(days=2)).isoformat() in future, future
+    assert (RUN_DATE - dt.timedelta(days=4)).isoformat() not in future, future
 
 
 def test_wrong_schema_blocks_the_contract_naming_partition_and_columns(tmp_path, data_dir):

@@ -33,7 +33,8 @@ def context(tmp_path, data_dir):
     def make(fault: str | None = None, lead_days: int | None = 7) -> RunContext:
         raw = demo_config(tmp_path, data_dir)
         if fault:
-            FAULTS[fault].apply(FaultTarget(data_path=data_dir, config=raw, run_date=RUN_DATE))
+            make.target = FaultTarget(data_path=data_dir, config=raw, run_date=RUN_DATE)
+            FAULTS[fault].apply(make.target)
         (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
         cfg = load_config(tmp_path / "p.yaml")
         ctx = RunContext(cfg=cfg, run_date=RUN_DATE)
@@ -87,12 +88,13 @@ def test_natural_variation_and_an_older_champion_do_not_block(context, lead_days
 
 def test_covariate_drift_blocks_naming_the_feature(context):
     ctx = context("covariate_drift")
+    (column,) = context.target.columns  # the configured feature the fault shifted
     result = DRIFT.judge(ctx.values())
     assert result.name == "drift" and result.status is Status.FAIL and result.blocks
-    assert "usage_minutes" in result.summary and "PSI" in result.summary
-    assert result.details["features"]["usage_minutes"]["level"] == "block"
-    assert [f for f, d in result.details["features"].items() if d["level"] == "block"] == ["usage_minutes"]
-    assert "usage_minutes" in result.details["plots"]
+    assert column in result.summary and "PSI" in result.summary
+    assert result.details["features"][column]["level"] == "block"
+    assert [f for f, d in result.details["features"].items() if d["level"] == "block"] == [column]
+    assert column in result.details["plots"]
 
 
 def test_label_shift_blocks_naming_the_label(context):
@@ -126,10 +128,11 @@ def test_first_run_passes_with_a_stated_note(context, tmp_path):
 
 def test_split_drift_warns_on_a_shift_in_the_test_days(context):
     ctx = context("covariate_drift", lead_days=None)
+    (column,) = context.target.columns
     ctx.split = split_data(ctx.frame, ctx.cfg, RUN_DATE)
     settings = ctx.cfg.gates.split_drift
     raw = SPLIT_DRIFT.judge(ctx.values(), settings)
-    assert raw.status is Status.FAIL and "usage_minutes" in raw.summary
+    assert raw.status is Status.FAIL and column in raw.summary
     assert raw.measured["ks_sample_rows"] == settings.sample_rows
     judged = run_gate("split_drift", raw.family, lambda: raw, severity=settings.severity)
     assert settings.severity is Severity.WARN and judged.status is Status.WARN and not judged.blocks
@@ -154,12 +157,14 @@ def test_flow_logs_profile_then_blocks_drift_with_a_plot(make_config, data_dir):
     assert profile["rows"] > 0 and set(profile["numeric"]) == set(cfg.data.features.numeric)
 
     raw = yaml.safe_load(config.read_text())
-    FAULTS["covariate_drift"].apply(FaultTarget(data_path=data_dir, config=raw, run_date=RUN_DATE))
+    target = FaultTarget(data_path=data_dir, config=raw, run_date=RUN_DATE)
+    FAULTS["covariate_drift"].apply(target)
+    (column,) = target.columns  # the configured feature the fault shifted
     state, summary = run_flow(config)
     assert state.is_failed() and "train" not in summary.stages_run
     drift = summary.report.by_name("drift")
-    assert drift.status is Status.FAIL and "usage_minutes" in state.message
+    assert drift.status is Status.FAIL and column in state.message
     run = client.get_run(summary.mlflow_run_id)
-    assert run.data.metrics["gate.drift.usage_minutes.psi"] >= cfg.gates.drift.psi_block
+    assert run.data.metrics[f"gate.drift.{column}.psi"] >= cfg.gates.drift.psi_block
     plots = [a.path for a in client.list_artifacts(summary.mlflow_run_id, "plots/drift/drift")]
-    assert plots == ["plots/drift/drift/usage_minutes.png"]
+    assert plots == [f"plots/drift/drift/{column}.png"]
