@@ -200,7 +200,7 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary, progress: 
     summary.mlflow_run_url, summary.report_url = publisher.guarded(
         "links", lambda: publisher.links(ctx, summary.experiment_id)) or ("", "")
     context = {"pipeline": ctx.cfg.name, "run date": ctx.run_date.isoformat(),
-               "MLflow run": f"[{ctx.run_id}]({summary.mlflow_run_url})",
+               "MLflow run": report.Link(ctx.run_id, summary.mlflow_run_url),
                "stages run": " → ".join(summary.stages_run),
                "champion before": summary.champion_before or "none (first run)",
                "promoted version": summary.promoted_version or "not promoted"}

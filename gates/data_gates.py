@@ -57,8 +57,10 @@ class PartitionsGate(GateSettings):
         "period (daily: the partition's day, weekly: the 7 days from it, UTC) and still count as "
         "inside; rows further out block, named by partition and count.")
     future_tolerance_minutes: float = Field(
-        5.0, ge=0, le=10_080, description="An event time may lie this far after the run's start "
-        "(clock skew); rows further in the future block, named by partition and count.")
+        5.0, ge=0, le=10_080, description="An event time may lie this far after the run's "
+        "reference instant (clock skew): the earlier of the wall clock and the run date's start "
+        "(00:00 UTC, where the window ends); rows further in the future block, named by partition "
+        "and count.")
 
 
 class DriftGate(GateSettings):

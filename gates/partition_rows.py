@@ -2,7 +2,9 @@
 
 - Event times: each row's event time lies in its partition's period (daily: the partition's day;
   weekly: the 7 days from it; UTC, naive times taken as UTC), give or take
-  `period_tolerance_minutes`, and not after the run's start plus `future_tolerance_minutes`.
+  `period_tolerance_minutes`, and not after the run's reference instant plus
+  `future_tolerance_minutes`: the earlier of the wall clock and the run date's start (00:00 UTC;
+  the window ends there), so a replayed past date is judged against its run date, not today.
   A writer that stamped the wrong day, or a clock in the future, is named by partition and count.
 - Labels (classification): the evaluation is binary, so the window needs exactly two classes; a
   single class or a third one is named, with the partitions and counts. A partition whose labels
@@ -66,8 +68,17 @@ def check_event_times(ingested: Ingested, column: str, cadence: Cadence, setting
     step = dt.timedelta(days=days or 0)
     monthly = cadence is Cadence.MONTHLY  # a month partition's period is its calendar month
     tolerance = pd.Timedelta(minutes=settings.period_tolerance_minutes)
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    latest = pd.Timestamp(now) + pd.Timedelta(minutes=settings.future_tolerance_minutes)
+    # "The future" is judged at the run's reference instant: a run as of run_date sees the
+    # partitions before that date, so its rows end at the run date's start (00:00 UTC) — the end
+    # of every cadence's window (daily, weekly, monthly). A backtest or scenario replaying a past
+    # date is judged against its run date, not today; rows after the wall clock are future for
+    # any run (a run date ahead of the clock does not make tomorrow's rows possible).
+    now = now or dt.datetime.now(dt.UTC)
+    if now.tzinfo is not None:
+        now = now.astimezone(dt.UTC).replace(tzinfo=None)
+    as_of = dt.datetime.combine(ingested.run_date, dt.time())
+    reference = min(now, as_of)
+    latest = pd.Timestamp(reference) + pd.Timedelta(minutes=settings.future_tolerance_minutes)
     outside: dict[str, int] = {}
     future: dict[str, int] = {}
     unreadable: dict[str, int] = {}

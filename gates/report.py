@@ -6,10 +6,13 @@ exception text) goes through gates.safety: rendered as literal text, clipped, cr
 
 from __future__ import annotations
 
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gates.results import GateReport, GateResult, Status
-from gates.safety import cell, md, plain, rich
+from gates.safety import cell, md, plain, redact, rich
 
 ICONS = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥"}
 
@@ -22,6 +25,42 @@ def _fmt(value: Any) -> str:
 
 def _md(value: Any, limit: int = 300) -> str:
     return md(_fmt(value), limit)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link the pipeline builds itself (its own run id, its tracking server's page or report
+    file): markup on purpose, unlike every data value, which `_md` renders as literal text.
+
+    Only an http(s) URL, a `file:` URI or an absolute file path becomes a link; anything else
+    (an S3 or `mlflow-artifacts:` URI, a bare run id) is shown as escaped text."""
+
+    text: str
+    url: str
+
+    def markdown(self) -> str:
+        target = _link_target(self.url)
+        label = md(self.text, 200)
+        if target and label:
+            return f"[{label}]({target})"
+        shown = f"{self.text} ({self.url})" if self.url and self.url != self.text else self.text
+        return md(shown, 1000)
+
+
+def _link_target(url: str) -> str:
+    """The URL as a markdown link destination, or "" if it is not one we link to: no
+    credentials, and spaces, parentheses, angle brackets and quotes percent-encoded."""
+    url = (url or "").strip()
+    if url.startswith("/"):
+        url = Path(url).as_uri()
+    scheme = urllib.parse.urlsplit(url).scheme.lower() if url else ""
+    if scheme not in ("http", "https", "file") or any(c in url for c in "\r\n\t"):
+        return ""
+    return urllib.parse.quote(redact(url), safe=":/?#@!$&*+,;=%~-._[]")
+
+
+def _cell(value: Any) -> str:
+    return value.markdown() if isinstance(value, Link) else _md(value, 1000)
 
 
 def _kv(values: dict[str, Any], limit: int = 6) -> str:
@@ -54,13 +93,14 @@ def table_rows(report: GateReport) -> list[dict[str, str]]:
 
 def markdown(report: GateReport, context: dict[str, Any] | None = None, diagnosis=None,
              verdict: str | None = None) -> str:
-    """The report; `verdict` overrides the gates' own (an interrupted run is neither)."""
+    """The report; `verdict` overrides the gates' own (an interrupted run is neither).
+    `context` values are escaped text, except a `Link` (ours: rendered as a link)."""
     context = context or {}
     first = diagnosis.root_cause if diagnosis is not None else headline(report)
     verdict = verdict or report.verdict
     lines = [f"# Retrain gates: **{_md(verdict.upper())}**", "", f"**{_md(first, 1000)}**", ""]
     if context:
-        lines += ["| | |", "|---|---|"] + [f"| {_md(k)} | {_md(v, 1000)} |" for k, v in context.items()] + [""]
+        lines += ["| | |", "|---|---|"] + [f"| {_md(k)} | {_cell(v)} |" for k, v in context.items()] + [""]
     if diagnosis is not None:
         lines += diagnosis_markdown(diagnosis)
     if report.blocking:
@@ -134,7 +174,7 @@ def rich_diagnosis(d):
 def _detail(r: GateResult) -> list[str]:
     out = [f"### {ICONS[r.status]} {_md(r.name)} ({r.family.value}, severity {r.severity.value})", "",
            _md(r.summary, 1000), ""]
-    out += [f"- {_md(e)}" for e in r.evidence[:12]]
+    out += [f"- {_md(e, 1000)}" for e in r.evidence[:12]]  # a file path or column list and its partitions
     if r.measured:
         out.append(f"- measured: {_md(_kv(r.measured, 12), 1000)}")
     if r.threshold:

@@ -26,8 +26,11 @@ def test_fault_is_blocked_by_its_gate_and_named_first(fault_name, clean_data, tm
 
 @pytest.mark.parametrize("seed", CLEAN_SEEDS)
 def test_clean_runs_pass_with_natural_variation(seed, tmp_path):
-    # Different seeds and different seasons: each clean run is a week after its champion.
-    run_date = RUN_DATE + dt.timedelta(days=37 * seed)
+    # Different seeds and different seasons: each clean run is a week after its champion. The
+    # run dates go back from RUN_DATE (a fixed past date), so no run's data lies after the wall
+    # clock whatever today is (the partitions gate blocks event times after the earlier of the
+    # wall clock and the run date).
+    run_date = RUN_DATE - dt.timedelta(days=37 * seed)
     source = tmp_path / "source"
     write_demo_data(source, run_date - dt.timedelta(days=1), days=40, rows_per_day=1000, seed=100 + seed)
     base = demo_config(tmp_path, source)
@@ -37,7 +40,7 @@ def test_clean_runs_pass_with_natural_variation(seed, tmp_path):
 
 # The catalogue must hold on any run date (issue 15.4): the faults whose effect depends on the
 # data's season (drift, label shift, model quality) are replayed in three more seasons, each with
-# its own demo seed, on small data, all before today (the partitions gate blocks future event times). One xdist group per season: its data is written once per worker.
+# its own demo seed, on small data, all before today (the partitions gate blocks event times after the earlier of the wall clock and the run date). One xdist group per season: its data is written once per worker.
 SEASONS = {"spring": (dt.date(2026, 3, 21), 21), "autumn": (dt.date(2026, 10, 14), 22),
            "winter": (dt.date(2026, 1, 9), 23)}
 SEASON_SENSITIVE = ["covariate_drift", "label_shift", "below_baseline", "regressed_hyperparameters"]
