@@ -72,15 +72,19 @@ class FeatureDrift:
 
 def _check(fd: FeatureDrift, name: str, value: float | None, warn: float, block: float,
            natural: float | None = None) -> None:
-    """Warn past `warn`; block past `block`, unless the value is within the natural envelope
-    learned from history (gates.calibration), which then only warns and says so."""
+    """Warn past `warn`; block past `block`. With a natural envelope learned from history
+    (gates.calibration) the envelope decides past `warn`: inside it only warns, outside it blocks
+    (a step change diluted in a rolling window stays below `block` for weeks, but far outside
+    what the history ever did), and both say so."""
     if value is None or not np.isfinite(value):
         return
-    if value >= block and natural is not None and value <= natural:
+    if value >= warn and natural is not None and value <= natural:
         fd.warn.append(f"{name} {value:.3f}, natural range up to {natural:.3f}")
+    elif value >= warn and natural is not None:
+        fd.block.append(f"{name} {value:.3f} >= {block if value >= block else warn}, "
+                        f"natural range up to {natural:.3f}")
     elif value >= block:
-        fd.block.append(f"{name} {value:.3f} >= {block}"
-                        + (f", natural range up to {natural:.3f}" if natural is not None else ""))
+        fd.block.append(f"{name} {value:.3f} >= {block}")
     elif value >= warn:
         fd.warn.append(f"{name} {value:.3f} >= {warn}")
 

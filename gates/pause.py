@@ -35,6 +35,8 @@ def pause_point(point: str) -> None:
     if os.environ.get("GATES_PAUSE_AT") != point:
         return
     marker = os.environ.get("GATES_PAUSE_MARKER")
-    if marker:
-        Path(marker).write_text(str(os.getpid()))
+    if marker:  # written whole, then renamed: a waiter never reads a half-written marker
+        tmp = Path(f"{marker}.{os.getpid()}.tmp")
+        tmp.write_text(str(os.getpid()))
+        os.replace(tmp, marker)
     time.sleep(float(os.environ.get("GATES_PAUSE_SECONDS", "120")))

@@ -39,6 +39,7 @@ from gates.pause import pause_point
 
 PENDING_TAG = "gates.promotion"
 LEASE_SECONDS = 60.0
+PREFECT_WAIT_SECONDS = 0.5  # a Prefect slot acquired faster than this was free (API round trips)
 
 
 class PromotionRefused(RuntimeError):
@@ -112,7 +113,8 @@ def _file_lock(path: Path, wait_seconds: float, holder: dict) -> Iterator[float]
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        yield time.monotonic() - started
+        # the time spent waiting for another run: 0 when the lock was free (flock tells exactly)
+        yield time.monotonic() - started if waiting_said else 0.0
     finally:
         waiter.unlink(missing_ok=True)
         os.close(fd)  # closing drops the lock; so does the process dying
@@ -136,7 +138,9 @@ def _prefect_lock(name: str, wait_seconds: float) -> Iterator[float]:
         # the slot is leased and renewed while held: a killed holder frees it within LEASE_SECONDS
         with concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True,
                          lease_duration=LEASE_SECONDS):
-            yield time.monotonic() - started
+            waited = time.monotonic() - started
+            # a free slot still costs API round trips: only a longer wait was for another run
+            yield waited if waited >= PREFECT_WAIT_SECONDS else 0.0
     except TimeoutError:
         raise PromotionRefused(
             f"another run is promoting (Prefect global concurrency limit {name!r} is taken); waited "
@@ -189,7 +193,7 @@ def promote(cfg: PipelineConfig, model_uri: str, run_id: str, compared_with: str
     try:
         with promotion_lock(cfg, run_id) as (lock, waited):
             result = Promotion(version=None, lock=lock, waited_seconds=round(waited, 3))
-            if waited >= 0.5:
+            if waited > 0:
                 result.notes.append(f"promotion waited {waited:.1f} s for another run of "
                                     f"{cfg.name} ({lock})")
             discarded = discard_unfinished(cfg)

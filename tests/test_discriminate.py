@@ -72,6 +72,13 @@ def test_drift_inside_the_natural_envelope_warns_and_outside_blocks():
     narrow = {"features": {"x": {"psi": {"envelope": psi / 2}, "ks": {"envelope": 0.9}}}}
     outside = compare_profiles(ref, cur, settings, narrow)[0]
     assert outside.level == "block" and "natural range up to" in outside.block[0]
+    # a step change diluted in the window: past warn, below block, far outside the natural range
+    small = _profile(pd.DataFrame({"x": pd.concat([rng[:850], rng[850:] * 3])}), reference=ref)
+    uncalibrated = compare_profiles(ref, small, settings)[0]
+    assert uncalibrated.level == "warn", uncalibrated.stats
+    tiny = {"features": {"x": {"psi": {"envelope": 0.001}, "ks": {"envelope": 0.01}}}}
+    diluted = compare_profiles(ref, small, settings, tiny)[0]
+    assert diluted.level == "block" and "KS 0.154 >= 0.1, natural range up to 0.010" in diluted.block, diluted.block
 
 
 def test_suite_from_several_windows_gives_calendar_columns_their_full_domain(tmp_path):
