@@ -241,7 +241,8 @@ def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.Dat
         # not run, where GE would raise; one finding names the missing columns instead.
         absent = [e for e in rest if e.expectation_type != "expect_column_to_exist"
                   and isinstance(getattr(e, "column", None), str) and e.column not in window.columns]
-        checks = [e for e in rest if not any(e is a for a in absent)]
+        skipped = {id(e) for e in absent}
+        checks = [e for e in rest if id(e) not in skipped]
         if absent:
             missing = list(dict.fromkeys(e.column for e in absent))
             for name in members:
