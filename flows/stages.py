@@ -27,6 +27,7 @@ from gates.pause import pause_point
 from gates.promotion import promote
 from gates.results import GateReport, GateResult, Status
 from gates.split import split_data
+from gates.metric_noise import noise_for_run
 from gates.training import build_baselines, build_pipeline, fit
 
 
@@ -67,8 +68,12 @@ def evaluate_step(ctx: RunContext) -> None:
     """The candidate, the baselines and the champion, on the same test rows; then the model
     debugging evidence (failure set, weak segments, reliability, score distribution, reliance)."""
     ctx.metrics, ctx.scores = evaluate(ctx.model, ctx.split.test, ctx.cfg)
-    ctx.baseline_metrics = {n: evaluate(m, ctx.split.test, ctx.cfg)[0] for n, m in ctx.baselines.items()}
+    for name, baseline in ctx.baselines.items():
+        ctx.baseline_metrics[name], ctx.baseline_scores[name] = evaluate(baseline, ctx.split.test, ctx.cfg)
     evaluate_champion(ctx)
+    ctx.metric_noise = noise_for_run(ctx.split.test[ctx.cfg.data.target].to_numpy(), ctx.scores,
+                                     {"champion": ctx.champion_scores, **ctx.baseline_scores},
+                                     ctx.cfg.task, ctx.cfg.model.primary_metric)
     try:  # without it the gates that judge it error (fail closed); the run still reports the rest
         ctx.evidence = evidence_gates.collect_for_run(ctx)
     except Exception as exc:  # noqa: BLE001

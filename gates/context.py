@@ -38,11 +38,15 @@ class RunContext:
     metrics: dict[str, float] = field(default_factory=dict)
     scores: np.ndarray | None = None
     baseline_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    baseline_scores: dict[str, np.ndarray] = field(default_factory=dict)
     champion: Champion | None = None
     champion_model: Any = None
     champion_metrics: dict[str, float] | None = None
     champion_scores: np.ndarray | None = None
     champion_error: str | None = None
+    # Paired bootstrap noise of the primary metric, candidate against "champion" and each baseline
+    # on the same test rows (gates/metric_noise.py): what the comparison gates discount.
+    metric_noise: dict[str, dict] = field(default_factory=dict)
     champion_verified: Any = None  # gates.model_integrity.Verified: its files against the recorded sha256
     champion_verify_error: str | None = None  # why the champion's files could not be checked
     workdir: Any = None  # a private folder of this run (the champion's verified copy), removed at the end

@@ -27,10 +27,17 @@ FIRST_RUN = ("first run: no champion in the registry, so only absolute threshold
 # --------------------------------------------------------------------------- settings
 
 
+NOISE_Z = Field(
+    2.0, ge=0, description="A shortfall blocks only when it stands this many paired-bootstrap standard "
+    "errors beyond the bar (gates/metric_noise.py); a smaller one, within the noise of the test rows, "
+    "warns. 0 judges the point estimate alone.")
+
+
 class BaselineGate(GateSettings):
     min_improvement: float = Field(
         0.01, ge=0, description="The candidate must beat every baseline by this much (absolute)."
     )
+    noise_z: float = NOISE_Z
 
 
 class ChampionGate(GateSettings):
@@ -41,6 +48,7 @@ class ChampionGate(GateSettings):
         None, description="Absolute bound on the primary metric (a floor, or a ceiling for lower-is-"
         "better metrics), applied on every run; on the first run, with no champion, it is the only check."
     )
+    noise_z: float = NOISE_Z
 
 
 class MetricSanityGate(GateSettings):
@@ -55,7 +63,9 @@ class SlicesGate(GateSettings):
 
 class PredictionsGate(GateSettings):
     max_rate_change: float = Field(
-        0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion."
+        0.1, ge=0, description="Change in positive-prediction share (or mean) against the champion that "
+        "warns: a model can move its share at the 0.5 threshold with its ranking intact (a season's base "
+        "rate moved); a degenerate one blocks (a class never predicted, constant output)."
     )
     score_psi_warn: float = Field(
         0.25, ge=0, description="PSI of the scores against the champion's (same rows or its own "
@@ -67,6 +77,16 @@ class PredictionsGate(GateSettings):
 
 def _improvement(candidate: float, reference: float, greater_is_better: bool) -> float:
     return candidate - reference if greater_is_better else reference - candidate
+
+
+def _noise_margin(metric_noise: dict | None, name: str, z: float) -> tuple[float, str]:
+    """z standard errors of the paired difference against `name`, and how to say it."""
+    found = (metric_noise or {}).get(name)
+    if not found or not z or not math.isfinite(found.get("se", float("nan"))):
+        return 0.0, ""
+    margin = z * found["se"]
+    return margin, (f"paired bootstrap se {found['se']:.4f} on {found['rows']} test rows, so "
+                    f"{z:g} se = {margin:.4f}")
 
 
 def check_metric_sanity(metrics: dict[str, float], settings: MetricSanityGate,
@@ -93,27 +113,40 @@ def check_metric_sanity(metrics: dict[str, float], settings: MetricSanityGate,
 
 
 def check_baseline(metrics: dict[str, float], baseline_metrics: dict[str, dict[str, float]],
-                   cfg: PipelineConfig, settings: BaselineGate) -> GateResult:
-    """The candidate must beat every baseline by `min_improvement` in the primary metric."""
+                   cfg: PipelineConfig, settings: BaselineGate, metric_noise: dict | None = None) -> GateResult:
+    """The candidate must beat every baseline by `min_improvement` in the primary metric.
+
+    A shortfall within `noise_z` paired-bootstrap standard errors of the bar warns: on a few
+    thousand test rows a tuned model and a linear one can trade places by chance.
+    """
     candidate, baselines = metrics, baseline_metrics
     metric, better = cfg.model.primary_metric, cfg.greater_is_better
     value = candidate.get(metric, float("nan"))
     if not baselines:
         raise ValueError("no baseline was trained: the baseline gate cannot judge the candidate")
-    failures, measured = [], {f"candidate_{metric}": value}
+    failures, warnings, measured = [], [], {f"candidate_{metric}": value}
     for name, scores in baselines.items():
         reference = scores.get(metric, float("nan"))
         gain = _improvement(value, reference, better)
+        margin, noise = _noise_margin(metric_noise, name, settings.noise_z)
         measured[f"{name}_{metric}"] = reference
         measured[f"gain_over_{name}"] = gain
-        found = mlflow_threshold_failures(metric, better, value, reference=reference,
-                                          min_gain=settings.min_improvement, reference_name=name)
+        if margin:
+            measured[f"noise_margin_{name}"] = margin
+        required = settings.min_improvement - margin  # MLflow's change threshold must be > 0,
+        floor = None if required > 0 or not math.isfinite(reference) else (  # so a negative one is a floor
+            reference + required if better else reference - required)
+        found = mlflow_threshold_failures(metric, better, value, reference=reference, floor=floor,
+                                          min_gain=required if required > 0 else None, reference_name=name)
+        said = (f"{metric} {value:.4f} vs baseline {name!r} {reference:.4f}: gain {gain:+.4f} < required "
+                f"{settings.min_improvement}")
         if found:
-            failures.append(f"{metric} {value:.4f} vs baseline {name!r} {reference:.4f}: gain "
-                            f"{gain:+.4f} < required {settings.min_improvement} [{found[0]}]")
+            failures.append(f"{said}{f' beyond the noise ({noise})' if noise else ''} [{found[0]}]")
+        elif math.isfinite(gain) and gain < settings.min_improvement:
+            warnings.append(f"{said}, but within the noise of the test rows ({noise})")
     return judge(
-        "baseline", Family.MODEL, failures=failures, measured=measured,
-        threshold={"min_improvement": settings.min_improvement, "metric": metric},
+        "baseline", Family.MODEL, failures=failures, warnings=warnings, measured=measured,
+        threshold={"min_improvement": settings.min_improvement, "metric": metric, "noise_z": settings.noise_z},
         hint=BASELINE.hint,
         ok_summary=f"{metric} {value:.4f} beats every baseline by >= {settings.min_improvement}",
     )
@@ -121,16 +154,18 @@ def check_baseline(metrics: dict[str, float], baseline_metrics: dict[str, dict[s
 
 def check_champion(metrics: dict[str, float], champion_metrics: dict[str, float] | None,
                    cfg: PipelineConfig, settings: ChampionGate, champion_version: str | None = None,
-                   champion_error: str | None = None) -> GateResult:
+                   champion_error: str | None = None, metric_noise: dict | None = None) -> GateResult:
     """No regression beyond `max_regression` against the champion scored on the same rows.
 
     First run (no champion): the stated rule is that only the absolute floor `min_value`
     applies, and the result says so. A champion that cannot be loaded is an error: we cannot
-    prove the candidate is not worse, so it does not ship.
+    prove the candidate is not worse, so it does not ship. A loss past `max_regression` but
+    within `noise_z` paired-bootstrap standard errors of it warns (the rows cannot tell).
     """
     metric, better = cfg.model.primary_metric, cfg.greater_is_better
     value = metrics.get(metric, float("nan"))
-    threshold = {"metric": metric, "max_regression": settings.max_regression, "min_value": settings.min_value}
+    threshold = {"metric": metric, "max_regression": settings.max_regression, "min_value": settings.min_value,
+                 "noise_z": settings.noise_z}
     if champion_error:
         return GateResult(
             name="champion", family=Family.MODEL, status=Status.ERROR, threshold=threshold,
@@ -149,16 +184,23 @@ def check_champion(metrics: dict[str, float], champion_metrics: dict[str, float]
                      ok_summary=FIRST_RUN, details={"first_run": True})
     reference = champion_metrics.get(metric, float("nan"))
     change = _improvement(value, reference, better)
+    margin, noise = _noise_margin(metric_noise, "champion", settings.noise_z)
     measured.update({f"champion_{metric}": reference, "change": change})
-    floor = reference - settings.max_regression if better else reference + settings.max_regression
+    if margin:
+        measured["noise_margin"] = margin
+    allowed = settings.max_regression + margin
+    floor = reference - allowed if better else reference + allowed
     found = mlflow_threshold_failures(metric, better, value, floor=floor if math.isfinite(reference) else None,
                                       reference=reference, reference_name="champion")
+    said = (f"{metric} {value:.4f} vs champion v{champion_version} {reference:.4f} on the same test rows: "
+            f"change {change:+.4f} exceeds the tolerated regression {settings.max_regression}")
+    warnings = []
     if found:
-        failures.append(f"{metric} {value:.4f} vs champion v{champion_version} {reference:.4f} on the "
-                        f"same test rows: change {change:+.4f} exceeds the tolerated regression "
-                        f"{settings.max_regression} [{found[0]}]")
+        failures.append(f"{said}{f' beyond the noise ({noise})' if noise else ''} [{found[0]}]")
+    elif math.isfinite(change) and -change > settings.max_regression:
+        warnings.append(f"{said}, but within the noise of the test rows ({noise})")
     return judge(
-        "champion", Family.MODEL, failures=failures, measured=measured, threshold=threshold,
+        "champion", Family.MODEL, failures=failures, warnings=warnings, measured=measured, threshold=threshold,
         hint=CHAMPION.hint,
         ok_summary=f"{metric} {value:.4f} vs champion v{champion_version} {reference:.4f} "
         f"(change {change:+.4f}, tolerance {settings.max_regression})",
@@ -224,13 +266,15 @@ def check_slices(test: pd.DataFrame, scores: np.ndarray, champion_scores: np.nda
 
 
 def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cfg: PipelineConfig,
-                      settings: PredictionsGate, score_distribution: dict | None = None) -> GateResult:
+                      settings: PredictionsGate, score_distribution: dict | None = None,
+                      test: pd.DataFrame | None = None) -> GateResult:
     """Constant predictions or a class never predicted block; the level must stay near the champion's.
 
     Level: the share of positive predictions (classification, score >= 0.5) as an absolute
-    change, or the mean prediction (regression) as a change relative to the champion's mean.
-    A class never predicted blocks whatever the severity (a model that never says "churn" is
-    broken, not shifted). The score distribution (`gates.model_evidence.prediction_distribution`)
+    change, or the mean prediction (regression) as a change relative to the champion's mean; a
+    change warns, stating the observed share of the rows (a share can follow a season with the
+    ranking intact). A class never predicted blocks whatever the severity (a model that never
+    says "churn" is broken, not shifted). The score distribution (`gates.model_evidence.prediction_distribution`)
     warns when its PSI against the champion's, on the same rows or in its own evaluation, is
     past `score_psi_warn`.
     """
@@ -267,6 +311,10 @@ def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cf
                 warnings.append(f"score distribution PSI {value:.3f} against {against} (> {settings.score_psi_warn})")
     if profile["non_finite"]:
         failures.append(f"{profile['non_finite']} non-finite predictions")
+    observed = None
+    if task is Task.CLASSIFICATION and test is not None and cfg.data.target in test.columns and len(test):
+        observed = float(np.mean(test[cfg.data.target].to_numpy() == 1))
+        measured["observed_positive_share"] = observed
     if champion_scores is not None:
         champ = prediction_profile(champion_scores, task)
         change = profile["level"] - champ["level"]
@@ -274,8 +322,9 @@ def check_predictions(scores: np.ndarray, champion_scores: np.ndarray | None, cf
             change = change / abs(champ["level"]) if champ["level"] else float("inf")
         measured.update(champion_level=champ["level"], change=change)
         if not abs(change) <= settings.max_rate_change:
-            failures.append(f"{what} {profile['level']:.4g} vs champion {champ['level']:.4g} on the same "
-                            f"rows: change {change:+.4g} beyond ±{settings.max_rate_change}")
+            seen = f"; observed positive share of these rows {observed:.4g}" if observed is not None else ""
+            warnings.append(f"{what} {profile['level']:.4g} vs champion {champ['level']:.4g} on the same "
+                            f"rows: change {change:+.4g} beyond ±{settings.max_rate_change}{seen}")
     result = judge(
         "predictions", Family.MODEL, failures=failures, warnings=warnings, measured=measured,
         threshold={"max_rate_change": settings.max_rate_change, "score_psi_warn": settings.score_psi_warn},
@@ -306,15 +355,14 @@ METRIC_SANITY = Gate(
 
 PREDICTIONS = Gate(
     name="predictions", family=Family.MODEL, stage="model", settings=PredictionsGate,
-    inputs=("scores", "champion_scores", "cfg", "score_distribution"), check=check_predictions,
+    inputs=("scores", "champion_scores", "cfg", "score_distribution", "test"), check=check_predictions,
     cause=Cause(bucket="model", depth=6, meaning="the candidate's predictions are constant, one-class or shifted",
                 rules_out="constant, one-class or shifted predictions",
                 next_check="Check the prediction distribution and the decision threshold."),
     hint="Constant, one-class or shifted predictions: check hyperparameters that stop the model "
     "from learning (max_iter, min_samples_leaf, regularisation) and the decision threshold.",
-    blocks_when="predictions are constant, a class is never predicted (always blocks), or their positive "
-    "share moved against the champion's on the same rows; warns on a score PSI against the champion's "
-    "(same rows, and its own evaluation)",
+    blocks_when="predictions are constant or a class is never predicted (always blocks); warns when the positive share moved against the "
+    "champion's on the same rows, and on a score PSI against the champion's (same rows, own evaluation)",
     faults=("constant_predictions", "class_never_predicted"),
 )
 
@@ -333,7 +381,7 @@ SLICES = Gate(
 
 BASELINE = Gate(
     name="baseline", family=Family.MODEL, stage="model", settings=BaselineGate,
-    inputs=("metrics", "baseline_metrics", "cfg"), check=check_baseline,
+    inputs=("metrics", "baseline_metrics", "cfg", "metric_noise"), check=check_baseline,
     cause=Cause(bucket="model", depth=6, meaning="the candidate does not beat a simple baseline",
                 rules_out="a candidate no better than a baseline",
                 next_check="Check the hyperparameters and that features reach the model."),
@@ -345,7 +393,7 @@ BASELINE = Gate(
 
 CHAMPION = Gate(
     name="champion", family=Family.MODEL, stage="model", settings=ChampionGate,
-    inputs=("metrics", "champion_metrics", "cfg", "champion_version", "champion_error"),
+    inputs=("metrics", "champion_metrics", "cfg", "champion_version", "champion_error", "metric_noise"),
     check=check_champion,
     cause=Cause(bucket="model", depth=6, meaning="the candidate is worse than the champion on the same new data",
                 rules_out="a regression against the production model",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
 from gates.config import load_config, parse_config
 from gates.evaluation import evaluate, mlflow_threshold_failures
 from gates.ingest import ingest
+from gates.metric_noise import noise_for_run
 from gates.model_gates import (check_baseline, check_champion, check_metric_sanity, check_predictions,
                                check_slices)
 from gates.results import Status
@@ -30,10 +32,17 @@ def demo(clean_data, tmp_path_factory):
     split = split_data(ingest(cfg, RUN_DATE).combined(), cfg, RUN_DATE)
     champion = fit(build_pipeline(cfg), split.train, cfg)
     metrics, scores = evaluate(champion, split.test, cfg)
-    baselines = {n: evaluate(fit(p, split.train, cfg), split.test, cfg)[0]
-                 for n, p in build_baselines(cfg).items()}
+    evaluated = {n: evaluate(fit(p, split.train, cfg), split.test, cfg) for n, p in build_baselines(cfg).items()}
     return {"raw": raw, "cfg": cfg, "split": split, "metrics": metrics, "scores": scores,
-            "baselines": baselines}
+            "baselines": {n: m for n, (m, _) in evaluated.items()},
+            "baseline_scores": {n: s for n, (_, s) in evaluated.items()}}
+
+
+def noise(demo, cfg, scores, with_champion=True):
+    """What the evaluate stage computes: the paired bootstrap against the champion and baselines."""
+    refs = {**({"champion": demo["scores"]} if with_champion else {}), **demo["baseline_scores"]}
+    return noise_for_run(demo["split"].test[cfg.data.target].to_numpy(), scores, refs, cfg.task,
+                         cfg.model.primary_metric)
 
 
 def candidate(demo, pipeline: str | None = None, **params):
@@ -51,12 +60,13 @@ def all_gates(demo, cfg, metrics, scores, with_champion=True):
     g = cfg.gates
     champ_metrics = demo["metrics"] if with_champion else None
     champ_scores = demo["scores"] if with_champion else None
+    found = noise(demo, cfg, scores, with_champion)
     return {
         "metric_sanity": check_metric_sanity(metrics, g.metric_sanity, scores),
-        "predictions": check_predictions(scores, champ_scores, cfg, g.predictions),
+        "predictions": check_predictions(scores, champ_scores, cfg, g.predictions, test=demo["split"].test),
         "slices": check_slices(demo["split"].test, scores, champ_scores, cfg, g.slices),
-        "baseline": check_baseline(metrics, demo["baselines"], cfg, g.baseline),
-        "champion": check_champion(metrics, champ_metrics, cfg, g.champion, "1"),
+        "baseline": check_baseline(metrics, demo["baselines"], cfg, g.baseline, found),
+        "champion": check_champion(metrics, champ_metrics, cfg, g.champion, "1", metric_noise=found),
     }
 
 
@@ -82,6 +92,32 @@ def test_regressed_hyperparameters_block_at_the_champion(demo):
     result = results["champion"]
     assert result.status is Status.FAIL and "roc_auc" in result.summary and "champion v1" in result.summary
     assert result.measured["change"] < -cfg.gates.champion.max_regression
+    # a regression beyond the noise of the test rows, not only past the tolerance
+    assert result.measured["change"] < -(cfg.gates.champion.max_regression + result.measured["noise_margin"])
+    assert "paired bootstrap se" in result.summary
+
+
+def test_a_loss_within_the_noise_of_the_test_rows_warns_not_blocks(demo):
+    """Past the tolerance on the point estimate, but the rows cannot tell: a warning that says so.
+    The same loss on a split with no noise estimate (noise_z 0) still blocks."""
+    cfg = demo["cfg"]
+    metric = cfg.model.primary_metric
+    tolerance = cfg.gates.champion.max_regression
+    found = {"champion": {"metric": metric, "difference": -2 * tolerance, "se": 2 * tolerance, "rows": 1400,
+                          "resamples": 200, "sampled_rows": 1400}}
+    champion = {metric: 0.80}
+    candidate_metrics = {metric: 0.80 - 2 * tolerance}
+    noisy = check_champion(candidate_metrics, champion, cfg, cfg.gates.champion, "1", metric_noise=found)
+    assert noisy.status is Status.WARN and "within the noise" in noisy.summary and "1400 test rows" in noisy.summary
+    strict = cfg.gates.champion.model_copy(update={"noise_z": 0})
+    assert check_champion(candidate_metrics, champion, cfg, strict, "1", metric_noise=found).status is Status.FAIL
+    gain_short = {"simple": {**found["champion"], "se": 0.01}}
+    bar = cfg.gates.baseline.min_improvement
+    baseline = check_baseline({metric: 0.80 + bar / 2}, {"simple": {metric: 0.80}}, cfg, cfg.gates.baseline,
+                              gain_short)
+    assert baseline.status is Status.WARN and "within the noise" in baseline.summary
+    far_below = check_baseline({metric: 0.75}, {"simple": {metric: 0.80}}, cfg, cfg.gates.baseline, gain_short)
+    assert far_below.status is Status.FAIL and "beyond the noise" in far_below.summary
 
 
 def test_below_baseline_blocks_naming_the_baseline(demo):
@@ -125,6 +161,18 @@ def test_constant_predictions_block(demo):
     result = check_predictions(scores, None, cfg, cfg.gates.predictions)
     assert result.status is Status.FAIL and "one constant value" in result.summary
     assert result.measured["distinct"] == 1
+
+
+def test_a_moved_positive_share_warns_naming_the_observed_share(demo):
+    """A share that moved with the ranking intact (a season's base rate) warns, naming the observed
+    share of the rows; it used to block, and blocked clean monthly retrains of real seasonal data."""
+    cfg, test, champion = demo["cfg"], demo["split"].test, demo["scores"]
+    observed = float((test[cfg.data.target] == 1).mean())
+    order = champion.argsort().argsort() / len(champion)  # the champion's ranking, as quantiles
+    moved = np.clip(0.5 + (order - (1 - observed - 0.15)), 0, 1)  # positive share = observed + 0.15
+    result = check_predictions(moved, champion, cfg, cfg.gates.predictions, test=test)
+    assert result.status is Status.WARN and "observed positive share" in result.summary, result.summary
+    assert abs(result.measured["change"]) > cfg.gates.predictions.max_rate_change
 
 
 def test_a_champion_that_cannot_load_is_an_error(demo):

@@ -1,0 +1,112 @@
+"""How much a metric difference between two models on the same test rows is noise.
+
+A month's test split of a real pipeline holds a few thousand rows; on 1,400 rows the paired
+difference of two ROC AUCs moves by about ±0.006 from the rows alone, as much as the champion
+gate's default tolerance. So a comparison gate asks two questions: is the difference past the
+tolerance, and is it past it beyond the noise of these rows? The noise is a paired bootstrap
+(both models scored on the same resampled rows, so their shared difficulty cancels), the
+standard tool when no closed form covers every metric (DeLong covers ROC AUC only).
+
+Cost: `resamples` metric evaluations per model on at most `max_rows` rows (a uniform sample of
+a larger split; its standard error is scaled back to the full split by sqrt(sample / rows),
+as it shrinks for every metric used here). On 2,000 rows: about 0.3 s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+from gates.config import Task
+from gates.evaluation import compute_metrics
+
+RESAMPLES = 200
+MAX_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class PairedNoise:
+    """Bootstrap of `candidate − reference` in one metric, on the same rows."""
+
+    metric: str
+    difference: float  # on the full test split
+    se: float  # bootstrap standard error of the difference
+    rows: int
+    resamples: int
+    sampled_rows: int
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "difference": self.difference, "se": self.se, "rows": self.rows,
+                "resamples": self.resamples, "sampled_rows": self.sampled_rows}
+
+
+def _auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC from average ranks (Mann-Whitney U), equal to scikit-learn's with ties."""
+    positives = y == 1
+    n1 = int(positives.sum())
+    n0 = len(y) - n1
+    if not n1 or not n0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _metric(y: np.ndarray, scores: np.ndarray, task: Task, metric: str) -> float:
+    """One metric, cheaply: the bootstrap evaluates it hundreds of times."""
+    if metric == "roc_auc":
+        return _auc(y, scores)
+    if metric == "brier":
+        return float(np.mean((scores - y) ** 2))
+    if metric == "rmse":
+        return float(np.sqrt(np.mean((scores - y) ** 2)))
+    if metric == "mae":
+        return float(np.mean(np.abs(scores - y)))
+    return compute_metrics(y, scores, task)[metric]
+
+
+def paired_noise(y: np.ndarray, candidate: np.ndarray, reference: np.ndarray, task: Task, metric: str,
+                 resamples: int = RESAMPLES, max_rows: int = MAX_ROWS, seed: int = 0) -> PairedNoise | None:
+    """The bootstrap standard error of metric(candidate) − metric(reference); None if undefined
+    (non-finite scores, too few rows, a metric that cannot be computed on the rows)."""
+    y, candidate, reference = np.asarray(y), np.asarray(candidate, float), np.asarray(reference, float)
+    n = len(y)
+    if n < 20 or len(candidate) != n or len(reference) != n:
+        return None
+    if not (np.all(np.isfinite(candidate)) and np.all(np.isfinite(reference))):
+        return None
+    difference = _metric(y, candidate, task, metric) - _metric(y, reference, task, metric)
+    if not math.isfinite(difference):
+        return None
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(n, size=max_rows, replace=False) if n > max_rows else np.arange(n)
+    ys, cs, rs = y[rows], candidate[rows], reference[rows]
+    m = len(rows)
+    diffs = []
+    for _ in range(resamples):
+        pick = rng.integers(0, m, size=m)
+        d = _metric(ys[pick], cs[pick], task, metric) - _metric(ys[pick], rs[pick], task, metric)
+        if math.isfinite(d):
+            diffs.append(d)
+    if len(diffs) < resamples // 2:
+        return None
+    se = float(np.std(diffs, ddof=1)) * math.sqrt(m / n)
+    return PairedNoise(metric=metric, difference=float(difference), se=se, rows=n, resamples=len(diffs),
+                       sampled_rows=m)
+
+
+def noise_for_run(y: np.ndarray, scores: np.ndarray | None, references: dict[str, np.ndarray | None],
+                  task: Task, metric: str) -> dict[str, dict]:
+    """Paired noise of the candidate against each named reference (champion, baselines)."""
+    out: dict[str, dict] = {}
+    if scores is None:
+        return out
+    for name, ref in references.items():
+        if ref is None:
+            continue
+        found = paired_noise(y, scores, ref, task, metric)
+        if found is not None:
+            out[name] = found.as_dict()
+    return out
