@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gates.label_noise import confident_wrong_rate
+from gates.label_noise import LabelNoiseGate, _judge_sides, confident_wrong_rate, side_rates
 from gates.scenarios import run_scenario
 from tests.conftest import RUN_DATE, demo_config
 
@@ -23,3 +23,22 @@ def test_flipped_labels_are_named_as_a_label_problem_before_any_model_gate(clean
     assert "label_noise" in result.blocked_by, result
     assert result.top_cause_gate == "label_noise", result  # data first, whatever the model gates say
     assert "confidently wrong" in result.margin, result
+
+
+def test_a_one_sided_jump_is_a_moved_base_rate_and_both_sides_are_flipped_labels():
+    """Real seasonal data: after a busy month, the champion's confident positives are wrong more
+    often, its confident negatives are not. Flipped labels make both sides wrong."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    scores = np.concatenate([rng.uniform(0.85, 1.0, n // 2), rng.uniform(0.0, 0.15, n // 2)])
+    y_then = np.concatenate([(rng.random(n // 2) < 0.95), (rng.random(n // 2) < 0.05)]).astype(int)
+    history = {side: rate for side, (rate, _) in side_rates(y_then, scores, 0.8).items()}
+    settings = LabelNoiseGate()
+    quiet_month = np.concatenate([(rng.random(n // 2) < 0.70), (rng.random(n // 2) < 0.05)]).astype(int)
+    sides = _judge_sides(side_rates(quiet_month, scores, 0.8), history, settings, {})
+    assert sides == {"positive_side": True, "negative_side": False}
+    flipped = np.where(rng.random(n) < 0.3, 1 - y_then, y_then)
+    assert _judge_sides(side_rates(flipped, scores, 0.8), history, settings, {}) == {
+        "positive_side": True, "negative_side": True}
+    few = _judge_sides(side_rates(flipped[:40], scores[:40], 0.8), history, settings, {})
+    assert few is None  # under min_confident confident negatives: the total decides
