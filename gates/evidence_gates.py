@@ -52,6 +52,9 @@ class CalibrationGate(GateSettings):
                            "(with max_ece_increase).")
     max_ece_increase: float = Field(0.05, ge=0, le=1, description="ECE increase over the champion's, same rows.")
     warn_ece_increase: float = Field(0.03, ge=0, le=1, description="ECE increase over the champion's that warns.")
+    max_slope_ratio: float = Field(1.5, ge=1, description="A collapse also changes the calibration slope "
+                                   "(Cox) by this factor against the champion's: an ECE rise with the slope "
+                                   "kept is an offset (a moved base rate, see label_shift) and warns.")
 
 
 class RelianceShiftGate(GateSettings):
@@ -248,7 +251,8 @@ def check_calibration(evidence: ModelEvidence | None, settings: CalibrationGate)
     """A collapse of confidence: ECE past `max_ece` and `max_ece_increase` above the champion's."""
     ev = _require(evidence)
     threshold = {"bins": settings.bins, "max_ece": settings.max_ece,
-                 "max_ece_increase": settings.max_ece_increase, "warn_ece_increase": settings.warn_ece_increase}
+                 "max_ece_increase": settings.max_ece_increase, "warn_ece_increase": settings.warn_ece_increase,
+                 "max_slope_ratio": settings.max_slope_ratio}
     if ev.task is not Task.CLASSIFICATION:
         return judge("calibration", Family.MODEL, failures=[], threshold=threshold,
                      ok_summary="regression: no probabilities to calibrate (see predictions for the "
@@ -267,7 +271,19 @@ def check_calibration(evidence: ModelEvidence | None, settings: CalibrationGate)
     measured.update(champion_ece=champ["ece"], champion_brier=champ["brier"], ece_increase=increase)
     line = (f"ECE {cand['ece']:.4f} vs champion {champ['ece']:.4f} on the same rows (+{increase:.4f}); "
             f"Brier {cand['brier']:.4f} vs {champ['brier']:.4f}; largest bucket gap {cand['max_gap']:.3f}")
-    if cand["ece"] > settings.max_ece and increase > settings.max_ece_increase:
+    slopes = cand.get("slope"), champ.get("slope")
+    ratio = (slopes[0] / slopes[1] if all(v is not None and np.isfinite(v) and v > 0 for v in slopes)
+             else float("nan"))
+    if np.isfinite(ratio):
+        measured.update(slope=slopes[0], champion_slope=slopes[1], slope_ratio=ratio)
+        line += f"; calibration slope {slopes[0]:.2f} vs {slopes[1]:.2f}"
+    shape_kept = np.isfinite(ratio) and 1 / settings.max_slope_ratio <= ratio <= settings.max_slope_ratio
+    if cand["ece"] > settings.max_ece and increase > settings.max_ece_increase and shape_kept:
+        warnings.append(line + f": the confidence kept its shape (slope ratio {ratio:.2f} within "
+                        f"{settings.max_slope_ratio}), so the rise is an offset: mean predicted "
+                        f"{cand.get('mean_predicted', float('nan')):.3f} vs observed "
+                        f"{cand.get('observed_rate', float('nan')):.3f} (a moved base rate)")
+    elif cand["ece"] > settings.max_ece and increase > settings.max_ece_increase:
         failures.append(line + f" [past max_ece {settings.max_ece} and max_ece_increase {settings.max_ece_increase}]")
     elif increase > settings.warn_ece_increase:
         warnings.append(line)

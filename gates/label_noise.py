@@ -18,6 +18,8 @@ season or the base rate moves (real data: a busy month after a quiet one), only 
 wrong, and that is drift and label shift, judged by their gates: a one-sided jump warns. The
 per-side rates are logged with each run (`..._positive_side`, `..._negative_side`); a champion
 without them, or a side with fewer than `min_confident` confident rows, is judged on the total.
+And wrong labels are wrong for every model: the candidate, trained on newer rows, must be
+confidently wrong on them as well. When only the older champion is, the world moved under it.
 """
 
 from __future__ import annotations
@@ -136,6 +138,13 @@ def check_label_noise(test: Any, scores: np.ndarray | None, champion_scores: np.
             warnings.append(f"{text}, but only on its confident {jumped[0].split()[0]} predictions (the "
                             "other side is as right as before): a one-sided jump is a moved base rate or "
                             "season (drift, label_shift), not labels wrong both ways")
+    fresh_up = candidate - history >= settings.max_increase and (
+        candidate / history if history > 0 else float("inf")) >= settings.max_ratio
+    if failed and not fresh_up:
+        failed = False
+        warnings.append(f"{text}, but the candidate, trained on newer rows, is confidently wrong on only "
+                        f"{candidate:.2%} of them: the labels agree with a fresh model, so the champion is "
+                        "stale (drift, label_shift), not the labels wrong")
     threshold["min_confident"] = settings.min_confident
     return judge(
         "label_noise", Family.DATA,
@@ -179,7 +188,8 @@ LABEL_NOISE = Gate(
     "`confidence` 0.8) on `max_increase` (0.05) more of them than on its own test split (its run's "
     "`gate.label_noise.candidate_rate`), and `max_ratio` (1.5) times as often, on both its confident "
     "positives and negatives when each side has `min_confident` rows (one side only warns: a moved base "
-    "rate): the labels, not the model, are the first suspect",
+    "rate), and the candidate is confidently wrong on them too (only the champion: it is stale, warns): "
+    "the labels, not the model, are the first suspect",
     faults=("label_noise",),
 )
 GATES = [LABEL_NOISE]

@@ -214,9 +214,29 @@ def reliability(y: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> dict[str
     counts = counts[counts > 0]
     gaps = np.abs(observed - predicted)
     ece = float(np.sum(gaps * counts) / max(counts.sum(), 1))
+    slope, intercept = calibration_slope(y, p)
     return {"brier": float(brier_score_loss(y, p)), "ece": ece, "max_gap": float(gaps.max()) if len(gaps) else 0.0,
+            "slope": slope, "intercept": intercept, "mean_predicted": float(p.mean()) if len(p) else float("nan"),
+            "observed_rate": float(y.mean()) if len(y) else float("nan"),
             "table": [{"predicted": float(a), "observed": float(b), "rows": int(c)}
                       for a, b, c in zip(predicted, observed, counts)]}
+
+
+def calibration_slope(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Cox's calibration slope and intercept: logit P(y) = a + b * logit(p), fitted by logistic
+    regression. b = 1 keeps the confidence's shape (a moved base rate shifts a alone); b far from
+    1 means probabilities squashed toward 0.5 (b > 1) or pushed to the extremes (b < 1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=int)
+    if len(np.unique(y)) < 2:
+        return float("nan"), float("nan")
+    q = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    logit = np.log(q / (1 - q)).reshape(-1, 1)
+    if not np.ptp(logit):
+        return float("nan"), float("nan")
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(logit, y)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
 
 
 # --------------------------------------------------------------------------- prediction distribution

@@ -96,6 +96,26 @@ def test_miscalibration_blocks_at_calibration_only(demo):
     assert cal.measured["ece"] > 0.1 and cal.measured["ece_increase"] > 0.05
     assert "ECE" in cal.summary and "champion" in cal.summary
     assert results["champion"].status is Status.PASS  # the ranking is unchanged
+    assert cal.measured["slope_ratio"] > 1.5  # squashed toward 0.5: a change of shape, not an offset
+
+
+def test_an_ece_rise_that_keeps_the_calibration_slope_is_an_offset_and_warns(demo):
+    """Real seasonal data: the base rate of the newest days moved, every probability is off by a
+    similar logit offset, the slope holds. That is label shift's business: calibration warns."""
+    from gates.evidence_gates import CalibrationGate, ModelEvidence, check_calibration
+    from gates.model_evidence import reliability
+
+    cfg, test, champion = demo["cfg"], demo["split"].test, demo["scores"]
+    y = test[cfg.data.target].to_numpy()
+    logit = np.log(np.clip(champion, 1e-6, 1 - 1e-6) / (1 - np.clip(champion, 1e-6, 1 - 1e-6)))
+    offset = 1 / (1 + np.exp(-(logit + 1.5)))  # the same shape, shifted towards "positive"
+    calibration = {"candidate": reliability(y, offset), "champion": reliability(y, champion)}
+    ev = ModelEvidence.__new__(ModelEvidence)
+    ev.task, ev.calibration = cfg.task, calibration
+    result = check_calibration(ev, CalibrationGate())
+    assert result.measured["ece"] > 0.1 and result.measured["ece_increase"] > 0.05, result.summary
+    assert result.status is Status.WARN and "offset" in result.summary, result.summary
+    assert 1 / 1.5 <= result.measured["slope_ratio"] <= 1.5
 
 
 def test_a_weak_segment_in_one_region_is_found_and_named(demo):
