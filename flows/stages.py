@@ -88,6 +88,8 @@ def export_step(ctx: RunContext) -> None:
                                 ctx.cfg.gates.artifact_loads.golden_rows)
     run_hooks(ctx.cfg.hooks.after_export, ctx)
     ctx.probes = LoadProbes(ctx.exported, ctx.cfg, ctx.cfg.gates.artifact_loads)
+    if ctx.cfg.gates.artifact_loads.enabled or ctx.cfg.gates.library_versions.enabled:
+        ctx.probes.start()  # one fresh interpreter, overlapping the gates that come first
 
 
 def promote_step(ctx: RunContext) -> None:

@@ -111,43 +111,60 @@ def check_integrity(exported: Exported | None, settings: ArtifactIntegrityGate |
     )
 
 
-def probe(loader: str, path: Path, golden: Path, task: str, timeout: int) -> dict:
-    """Load the model in a new interpreter; a crash or a timeout is a finding, not a pass."""
-    cmd = [sys.executable, "-m", "gates.load_probe", loader, str(path), str(golden), task]
-    base = {"loader": loader, "path": str(path), "warnings": [], "versions": {}}
+def probe_all(jobs: list[tuple[str, Path]], golden: Path, task: str, timeout: int) -> list[dict]:
+    """Load every export in one new interpreter; a crash or a timeout is a finding for each of
+    them, not a pass."""
+    cmd = [sys.executable, "-m", "gates.load_probe", str(golden), task,
+           *(f"{loader}={path}" for loader, path in jobs)]
+    bases = [{"loader": loader, "path": str(path), "warnings": [], "versions": {}} for loader, path in jobs]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               cwd=Path(__file__).resolve().parents[1])
     except subprocess.TimeoutExpired:
-        return {**base, "error": f"timed out after {timeout}s", "error_stage": "load"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        return [{**b, "error": f"timed out after {timeout}s", "error_stage": "load"} for b in bases]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        return {**base, "error": f"exit {done.returncode}: {' | '.join(tail)}", "error_stage": "load"}
-    return json.loads(lines[-1])
+        return [{**b, "error": f"exit {done.returncode}: {' | '.join(tail)}", "error_stage": "load"} for b in bases]
+    reports = json.loads(lines[-1])
+    if len(reports) != len(jobs):
+        return [{**b, "error": f"the probe reported {len(reports)} of {len(jobs)} loads", "error_stage": "load"}
+                for b in bases]
+    return reports
+
+
+def probe(loader: str, path: Path, golden: Path, task: str, timeout: int) -> dict:
+    """One export in a new interpreter (see probe_all)."""
+    return probe_all([(loader, path)], golden, task, timeout)[0]
 
 
 class LoadProbes:
-    """The fresh-process loads of one export, run once (in parallel) and shared by the gates."""
+    """The fresh-process loads of one export: one interpreter for both files, started as soon
+    as export wrote them (`start`), so it overlaps the gates that run before the artifact
+    gates read it; shared by the gates."""
 
     def __init__(self, exported: Exported | None, cfg: PipelineConfig, settings: ArtifactLoadsGate) -> None:
         self.exported, self.cfg, self.settings = exported, cfg, settings
         self._lock = threading.Lock()
-        self._reports: list[dict] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._future = None
 
     def jobs(self) -> list[tuple[str, Path]]:
         exported = _require(self.exported)
         return [("joblib", exported.joblib_path), ("mlflow-pyfunc", exported.mlflow_model_dir)]
 
-    def reports(self) -> list[dict]:
+    def start(self) -> "LoadProbes":
         with self._lock:
-            if self._reports is None:
+            if self._future is None:
                 exported, jobs = _require(self.exported), self.jobs()
-                with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-                    self._reports = list(pool.map(
-                        lambda job: probe(job[0], job[1], exported.golden_path, self.cfg.task.value,
-                                          self.settings.timeout_seconds), jobs))
-            return self._reports
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-probe")
+                self._future = self._pool.submit(probe_all, jobs, exported.golden_path, self.cfg.task.value,
+                                                 self.settings.timeout_seconds)
+                self._pool.shutdown(wait=False)
+        return self
+
+    def reports(self) -> list[dict]:
+        return self.start()._future.result()
 
 
 def check_fresh_load(probes: LoadProbes, settings: ArtifactLoadsGate) -> GateResult:

@@ -1,7 +1,11 @@
 """Run in a fresh interpreter by the artifact gates: load the exported model and predict.
 
-Usage: python -m gates.load_probe LOADER PATH GOLDEN TASK  -> one JSON line on stdout.
+Usage: python -m gates.load_probe GOLDEN TASK LOADER=PATH [LOADER=PATH ...]
+  -> one JSON line on stdout: a list with one report per export, in order.
 A fresh process is the only honest test that the files, not the flow's memory, hold the model.
+Both exports (joblib, MLflow pyfunc) are probed in one interpreter, so scikit-learn, pandas and
+MLflow are imported once (they were 70-80 % of a probe's time); each load still reads its own
+files from disk, and a crash or timeout fails both (closed).
 The report also carries this interpreter's library versions and every warning raised on load
 (scikit-learn's InconsistentVersionWarning with both versions), for the library_versions gate.
 """
@@ -79,5 +83,9 @@ def main(loader: str, path: str, golden: str, task: str) -> dict:
     return report
 
 
+def main_many(golden: str, task: str, jobs: list[str]) -> list[dict]:
+    return [main(loader, path, golden, task) for loader, _, path in (job.partition("=") for job in jobs)]
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(*sys.argv[1:5])))
+    print(json.dumps(main_many(sys.argv[1], sys.argv[2], sys.argv[3:])))
