@@ -52,9 +52,9 @@ class CalibrationGate(GateSettings):
                            "(with max_ece_increase).")
     max_ece_increase: float = Field(0.05, ge=0, le=1, description="ECE increase over the champion's, same rows.")
     warn_ece_increase: float = Field(0.03, ge=0, le=1, description="ECE increase over the champion's that warns.")
-    max_slope_ratio: float = Field(1.5, ge=1, description="A collapse also changes the calibration slope "
-                                   "(Cox) by this factor against the champion's: an ECE rise with the slope "
-                                   "kept is an offset (a moved base rate, see label_shift) and warns.")
+    max_slope_ratio: float = Field(1.5, ge=1, description="A collapse also bends the calibration slope "
+                                   "(Cox): away from 1 and from the champion's by this factor. An ECE rise with "
+                                   "the slope kept (or nearer 1) is an offset (a moved base rate) and warns.")
 
 
 class RelianceShiftGate(GateSettings):
@@ -277,10 +277,15 @@ def check_calibration(evidence: ModelEvidence | None, settings: CalibrationGate)
     if np.isfinite(ratio):
         measured.update(slope=slopes[0], champion_slope=slopes[1], slope_ratio=ratio)
         line += f"; calibration slope {slopes[0]:.2f} vs {slopes[1]:.2f}"
-    shape_kept = np.isfinite(ratio) and 1 / settings.max_slope_ratio <= ratio <= settings.max_slope_ratio
+    # A collapse bends the shape: the slope moves away from 1 by more than max_slope_ratio, and
+    # further than the champion's. A slope near 1 (or nearer 1 than the champion's) is an offset.
+    off_one = [abs(math.log(v)) if v is not None and np.isfinite(v) and v > 0 else float("nan") for v in slopes]
+    bent = (np.isfinite(ratio) and off_one[0] > math.log(settings.max_slope_ratio)
+            and off_one[0] > off_one[1] and not 1 / settings.max_slope_ratio <= ratio <= settings.max_slope_ratio)
+    shape_kept = np.isfinite(ratio) and not bent
     if cand["ece"] > settings.max_ece and increase > settings.max_ece_increase and shape_kept:
         warnings.append(line + f": the confidence kept its shape (slope ratio {ratio:.2f} within "
-                        f"{settings.max_slope_ratio}), so the rise is an offset: mean predicted "
+                        f"{settings.max_slope_ratio} of the champion's, or nearer 1), so the rise is an offset: mean predicted "
                         f"{cand.get('mean_predicted', float('nan')):.3f} vs observed "
                         f"{cand.get('observed_rate', float('nan')):.3f} (a moved base rate)")
     elif cand["ece"] > settings.max_ece and increase > settings.max_ece_increase:

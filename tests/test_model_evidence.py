@@ -116,6 +116,16 @@ def test_an_ece_rise_that_keeps_the_calibration_slope_is_an_offset_and_warns(dem
     assert result.measured["ece"] > 0.1 and result.measured["ece_increase"] > 0.05, result.summary
     assert result.status is Status.WARN and "offset" in result.summary, result.summary
     assert 1 / 1.5 <= result.measured["slope_ratio"] <= 1.5
+    # births, 1986-12-01: an overconfident champion (slope 0.59) and a candidate nearer 1 (1.17),
+    # both off by a season's base rate: the candidate's shape is the better one, so an offset
+    def stats(ece, slope):
+        return {"ece": ece, "brier": 0.25, "max_gap": 0.5, "slope": slope, "intercept": -1.0,
+                "mean_predicted": 0.7, "observed_rate": 0.45, "table": []}
+
+    ev.calibration = {"candidate": stats(0.26, 1.17), "champion": stats(0.17, 0.59)}
+    assert check_calibration(ev, CalibrationGate()).status is Status.WARN
+    ev.calibration = {"candidate": stats(0.26, 3.0), "champion": stats(0.17, 1.0)}  # squashed: T = 3
+    assert check_calibration(ev, CalibrationGate()).status is Status.FAIL
 
 
 def test_a_weak_segment_in_one_region_is_found_and_named(demo):
