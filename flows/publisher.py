@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -24,7 +25,7 @@ from prefect.runtime import flow_run
 
 from flows.stages import Publisher
 from flows.visibility import add_tags
-from gates import evidence_report, notify, plots, report, tracking, visibility_mlflow, zombies
+from gates import data_docs, evidence_report, notify, plots, report, tracking, visibility_mlflow, zombies
 from gates.config import PipelineConfig
 from gates.context import RunContext
 from gates.reference import REFERENCE_ARTIFACT
@@ -33,6 +34,8 @@ from gates.evaluation import champion_deltas
 from gates.export import library_versions
 from gates.results import GateReport, GateResult
 from gates.safety import plain, redact_tree
+
+DATA_DOCS_LINK = "GE Data Docs (index.html)"  # the report's link text to the contract's Data Docs
 
 
 class MlflowPublisher(Publisher):
@@ -172,6 +175,23 @@ class MlflowPublisher(Publisher):
             self.guarded("failure tag", lambda: mlflow.set_tag(
                 "gates.publish_failures", plain("; ".join(self.failures), 4000)))
         return markdown
+
+    def data_docs(self, ctx: RunContext, gates: GateReport, experiment_id: str) -> report.Link | str | None:
+        """The contract's GE Data Docs logged to the run (gates/data_docs/), and what the report
+        shows of them: a link to their index.html, why they could not be built, or None (no
+        contract result, or Data Docs off)."""
+        contract = next((r for r in gates.results if r.name == "contract"), None)
+        if contract is None:
+            return None
+        if contract.details.get("data_docs_error"):
+            return f"could not be built: {contract.details['data_docs_error']}"
+        index = contract.details.get("data_docs")
+        if not index:
+            return None
+        mlflow.log_artifacts(str(Path(index).parent), data_docs.ARTIFACT_PATH)
+        url = visibility_mlflow.artifact_url(tracking.tracking_uri(ctx.cfg), experiment_id, ctx.run_id,
+                                             mlflow.get_artifact_uri(), f"{data_docs.ARTIFACT_PATH}/index.html")
+        return report.Link(DATA_DOCS_LINK, url)
 
     def snapshots(self, ctx: RunContext, champion_run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The champion's run and this one, as `tracking.run_snapshot` reads them (for diffs)."""

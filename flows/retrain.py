@@ -204,6 +204,12 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary, progress: 
                "stages run": " → ".join(summary.stages_run),
                "champion before": summary.champion_before or "none (first run)",
                "promoted version": summary.promoted_version or "not promoted"}
+    failed = len(publisher.failures)
+    docs = publisher.guarded("Data Docs", lambda: publisher.data_docs(ctx, gates, summary.experiment_id))
+    if docs is None and len(publisher.failures) > failed:
+        docs = "built, but could not be logged to MLflow (see Publishing problems)"
+    if docs is not None:
+        context["contract Data Docs"] = docs
     if ctx.notes:
         context["notes"] = "; ".join(ctx.notes)
     markdown = publisher.guarded("report rendering", lambda: report.markdown(

@@ -19,6 +19,8 @@ import great_expectations as gx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from gates.data_docs import GroupResults, for_docs, row_count_result  # noqa: E402
+
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 # GE fingerprints every in-memory frame under 1 GB with a full-row hash (a batch marker only,
@@ -163,12 +165,13 @@ def _is_map(expectation: Any) -> bool:
 
 @dataclass
 class WindowValidation:
-    """Per-partition failures of one suite over a window, and what it cost."""
+    """Per-partition failures of one suite over a window, what it cost, and GE's results."""
 
     failures: dict[str, list[ExpectationFailure]]
     expectations_evaluated: int
     ge_calls: int
     ge_seconds: float
+    groups: list[GroupResults] = field(default_factory=list)
 
 
 def _suite(expectations: list[Any], name: str = "part") -> gx.ExpectationSuite:
@@ -191,7 +194,8 @@ def merge_validations(parts: list[WindowValidation]) -> WindowValidation:
     for part in parts:
         failures.update(part.failures)
     return WindowValidation(failures, sum(p.expectations_evaluated for p in parts),
-                            sum(p.ge_calls for p in parts), sum(p.ge_seconds for p in parts))
+                            sum(p.ge_calls for p in parts), sum(p.ge_seconds for p in parts),
+                            [g for p in parts for g in p.groups])
 
 
 def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.DataFrame],
@@ -211,6 +215,8 @@ def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.Dat
     complete = {"result_format": "COMPLETE", "partial_unexpected_count": unexpected_samples,
                 "return_unexpected_index_query": False}
     names = list(partitions)
+    groups_seen: list[GroupResults] = []
+    row_count_failed: list[tuple[Any, set[str]]] = []  # (expectation, partitions outside its range)
 
     # Row counts: one GE call on a frame with one row per partition.
     if row_count:
@@ -222,6 +228,8 @@ def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.Dat
             check = gx.expectations.ExpectColumnValuesToBeBetween(column="rows", min_value=lo, max_value=hi)
             (item,) = _validate(counts, [check], {"result_format": "COMPLETE"})
             calls += 1
+            row_count_failed.append((exp, {names[int(i)] for i in
+                                           (item.result or {}).get("unexpected_index_list") or []}))
             for i in (item.result or {}).get("unexpected_index_list") or []:
                 failures[names[int(i)]].append(ExpectationFailure(
                     expectation=exp.expectation_type, column=None, kwargs=dict(kw),
@@ -252,6 +260,10 @@ def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.Dat
         results, n_calls = _validate_by_column(window, checks, complete)
         calls += n_calls
         evaluated += len(checks) * len(members)
+        groups_seen.append(GroupResults(
+            suite.name, list(members),
+            [row_count_result(exp, {n: len(partitions[n]) for n in members}, bad)
+             for exp, bad in row_count_failed] + [for_docs(item) for item in results]))
         attribute, per_partition = [], []
         for item in results:  # GE does not keep the suite's order: read each result's own config
             exp = item.expectation_config.to_domain_obj()
@@ -275,7 +287,7 @@ def validate_partitions(suite: gx.ExpectationSuite, partitions: dict[str, pd.Dat
                         failures[name].append(_failure(item, unexpected_samples))
                 calls += 1
     return WindowValidation({n: f for n, f in failures.items() if f}, evaluated, calls,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, groups_seen)
 
 
 def _validate_by_column(window: pd.DataFrame, expectations: list[Any], result_format: dict,

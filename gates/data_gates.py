@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -17,13 +18,15 @@ import pandas as pd
 
 from pydantic import Field
 
+from gates import data_docs
 from gates.config import MAX_ROWS, MAX_WINDOW_DAYS, Cadence, DataFormat, PipelineConfig
 from gates.contract import WindowValidation, load_suite, merge_validations, validate_partitions
 from gates.drift import FeatureDrift, compare_profiles, label_shift
 from gates.ingest import Ingested, read_file
 from gates.partition_rows import check_rows
 from gates.registry import Cause, Gate
-from gates.results import Family, GateResult, Severity, judge
+from gates.results import Family, GateResult, Severity, Status, judge
+from gates.safety import plain
 from gates.settings import GateSettings
 from gates.split import Split
 
@@ -36,6 +39,9 @@ class ContractGate(GateSettings):
     """Great Expectations suite, validated per partition."""
 
     unexpected_samples: int = Field(5, ge=0, le=1000, description="Failing values shown per expectation.")
+    data_docs: bool = Field(True, description="In a pipeline run, render the validation as GE Data "
+                            "Docs (a static site logged to the MLflow run under gates/data_docs/, "
+                            "linked from the report); never changes the verdict.")
 
 
 class PartitionsGate(GateSettings):
@@ -233,12 +239,15 @@ def check_partitions(ingested: Ingested, settings: PartitionsGate,
 
 
 def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGate,
-                   contract_validations: Callable[[], list[WindowValidation]] | None = None) -> GateResult:
+                   contract_validations: Callable[[], list[WindowValidation]] | None = None,
+                   workdir: str | Path | None = None) -> GateResult:
     """The Great Expectations suite, judged per partition so failures name the partition.
 
     Empty partitions are left to the partition gate. The window is validated with a few GE calls
     (see gates.contract.validate_partitions), not one call per partition; or, when the run spread
     that work over Dask workers (`contract_validations`), their validations are merged here.
+    In a pipeline run (`workdir`, the run's folder) GE's Data Docs of the validation are built
+    there (`settings.data_docs`), after the verdict and without changing it.
     """
     days = contract_days(ingested, cfg)
     if contract_validations is not None:
@@ -247,7 +256,21 @@ def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGa
         outcome = validate_partitions(load_suite(cfg.expectations),
                                       {d.isoformat(): ingested.partition_frame(d) for d in days},
                                       settings.unexpected_samples)
-    return contract_result(outcome, days, cfg, settings)
+    result = contract_result(outcome, days, cfg, settings)
+    if settings.data_docs and workdir is not None:
+        add_data_docs(result, outcome, Path(workdir) / "data_docs", cfg.name)
+    return result
+
+
+def add_data_docs(result: GateResult, outcome: WindowValidation, folder: Path, run_name: str) -> None:
+    """GE's Data Docs of `outcome` in `folder`: `details["data_docs"]` names their index.html, or
+    `details["data_docs_error"]` says why they could not be built; the status is not touched."""
+    started = time.perf_counter()
+    try:
+        result.details["data_docs"] = str(data_docs.build(outcome.groups, folder, run_name))
+    except Exception as exc:  # noqa: BLE001 - the docs show the verdict, they never make it
+        result.details["data_docs_error"] = plain(f"{type(exc).__name__}: {exc}", 500)
+    result.measured["data_docs_seconds"] = round(time.perf_counter() - started, 4)
 
 
 def contract_days(ingested: Ingested, cfg: PipelineConfig) -> list[dt.date]:
@@ -380,7 +403,7 @@ def check_drift(profile: dict | None, reference: dict | None, settings: DriftGat
     _no_profile(profile, reference, reference_error)
     if reference is None:
         return _first_run("drift", _reference_note(notes))
-    calibration = _calibration(cfg, run_date)  # a broken file raises: error (fail closed)
+    calibration = _calibration(cfg, run_date, reference, profile)  # a broken file raises: error (fail closed)
     window = reference.get("window") or ["?", "?"]
     drifts = compare_profiles(reference, profile, settings, calibration)
     result = _drift_result("drift", drifts, settings, f"champion profile of {window[0]}..{window[1]}",
@@ -388,13 +411,19 @@ def check_drift(profile: dict | None, reference: dict | None, settings: DriftGat
     return _state_calibration(result, calibration, cfg)
 
 
-def _calibration(cfg: PipelineConfig | None, run_date: dt.date | None) -> dict | None:
-    """The natural envelope (gates.calibration) that applies on this run date, if configured."""
+def _calibration(cfg: PipelineConfig | None, run_date: dt.date | None, reference: dict | None = None,
+                 profile: dict | None = None) -> dict | None:
+    """The natural envelope (gates.calibration) that applies on this run date, if configured, for
+    a champion whose window is as many retraining steps older than this run's as measured."""
     if cfg is None or run_date is None:
         return None
-    from gates.calibration import for_run, load as load_calibration
+    from gates.calibration import for_run, lag_steps, load as load_calibration
 
-    return for_run(load_calibration(cfg), run_date)
+    loaded = load_calibration(cfg)
+    if not loaded:
+        return None
+    ends = [((p or {}).get("window") or [None, None])[1] for p in (reference, profile)]
+    return for_run(loaded, run_date, lag_steps(ends[0], ends[1], loaded.get("every", "")))
 
 
 def _state_calibration(result: GateResult, calibration: dict | None, cfg) -> GateResult:
@@ -407,6 +436,14 @@ def _state_calibration(result: GateResult, calibration: dict | None, cfg) -> Gat
         result.threshold["calibration"] = (f"{cfg.calibration}: {calibration['rule']}, history "
                                            f"{calibration['history'][0]}..{calibration['history'][1]} "
                                            f"every {calibration['every']}")
+        lag = calibration.get("lag")
+        if lag:
+            result.measured["champion_age_steps"] = lag["steps"]
+            said = (f"champion window {lag['steps']} steps older: natural ranges of drift up to "
+                    f"{min(lag['steps'], lag['calibrated_up_to'])} steps apart")
+            result.threshold["calibration"] += f"; {said}"
+            if result.status is not Status.PASS:
+                result.summary += f" [{said}]"
     return result
 
 
@@ -418,7 +455,7 @@ def check_label_shift(profile: dict | None, reference: dict | None, cfg: Pipelin
     _no_profile(profile, reference, reference_error)
     if reference is None:
         return _first_run("label_shift", _reference_note(notes))
-    calibration = _calibration(cfg, run_date)
+    calibration = _calibration(cfg, run_date, reference, profile)
     shift = label_shift(reference.get("label"), profile.get("label"))
     text = (f"{shift.measure} changed by {shift.change:.4f}"
             + (f" ({shift.reference:.4f} -> {shift.current:.4f})" if shift.reference is not None else ""))
@@ -516,7 +553,7 @@ PARTITIONS = Gate(
 
 CONTRACT = Gate(
     name="contract", family=Family.DATA, stage="data", settings=ContractGate,
-    inputs=("ingested", "cfg", "contract_validations"), check=check_contract,
+    inputs=("ingested", "cfg", "contract_validations", "workdir"), check=check_contract,
     cause=Cause(bucket="data", depth=2, meaning="the data no longer matches its contract (schema or values)",
                 rules_out="schema changes, type changes, null bursts, out-of-range values and unknown categories",
                 next_check="Diff the upstream schema and the failing columns against expectations/; "

@@ -1,10 +1,10 @@
 """Untrusted values are data, never markup; credentials never leave the process in clear.
 
 Every renderer goes through here: markdown (Prefect artifacts, MLflow report.md), rich (the CLI),
-Prefect table cells and matplotlib text. Values come from the data (category values, column
-names, file names), from exceptions and from the config, so any of them may be hostile: a
-markdown image or link, raw HTML, rich markup, a terminal escape, a 5 MB string, bytes that are
-not UTF-8, or a URI with a password in it.
+Prefect table cells, matplotlib text and the data values in GE's Data Docs (HTML). Values come
+from the data (category values, column names, file names), from exceptions and from the config,
+so any of them may be hostile: a markdown image or link, raw HTML, rich markup, a terminal
+escape, a 5 MB string, bytes that are not UTF-8, or a URI with a password in it.
 """
 
 from __future__ import annotations
@@ -79,6 +79,14 @@ def rich(value: Any, limit: int = LIMIT) -> str:
     from rich.markup import escape
 
     return escape(redact(clip(value, limit)))
+
+
+def html(value: Any, limit: int = LIMIT) -> str:
+    """Text for an HTML page that does not escape it (GE's Data Docs print table cells raw):
+    clipped, redacted, `<`, `>`, `&` and quotes as entities."""
+    import html as _html
+
+    return _html.escape(redact(clip(value, limit)), quote=True)
 
 
 def cell(value: Any, limit: int = LIMIT) -> str:

@@ -44,6 +44,14 @@ def report_url(tracking_uri: str, experiment_id: str, run_id: str, artifact_uri:
     return url
 
 
+def artifact_url(tracking_uri: str, experiment_id: str, run_id: str, artifact_uri: str, path: str) -> str:
+    """Where a person opens one artifact of the run: the tracking server's artifact view of it,
+    or its file in a local store (any other store: its URI, shown as text, not linked)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{run_url(tracking_uri, experiment_id, run_id)}/artifacts/{path}"
+    return f"{artifact_uri.rstrip('/')}/{path}" if artifact_uri else path
+
+
 def describe(report: GateReport, headline: str, url: str = "") -> str:
     """The run's description (shown above its metrics): verdict, top gate, the cause in a line."""
     lines = [f"**{report.verdict.upper()}**"]

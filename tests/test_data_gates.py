@@ -146,6 +146,50 @@ def test_row_count_expectation_names_the_partition(broken):
     assert "50 rows" in result.summary
 
 
+def test_contract_data_docs_show_the_failure_and_never_change_the_verdict(broken, tmp_path, monkeypatch):
+    """In a run (a workdir), GE's Data Docs of the validation: a site whose page names the failing
+    column and GE's sentence for its expectation, hostile values escaped; a failure to build them
+    is said in the result and changes nothing else."""
+    from gates import data_docs
+
+    cfg, _, target = broken("null_burst")
+    day = target.window()[-1]
+
+    def hostile(f: pd.DataFrame) -> pd.DataFrame:
+        region = f["region"].astype(object)
+        region.iloc[0], region.iloc[1] = "<script>alert(1)</script>", "W" * 100_000
+        return f.assign(region=region.astype(str))
+
+    target.rewrite(hostile, [day])
+    ingested = ingest(cfg, RUN_DATE)
+    without = _contract(cfg, ingested)
+    result = check_contract(ingested, cfg, cfg.gates.contract, workdir=tmp_path / "run")
+    same = ("status", "summary", "evidence", "threshold")
+    assert [getattr(result, k) for k in same] == [getattr(without, k) for k in same]
+    assert result.status is Status.FAIL and "data_docs_error" not in result.details
+    index = tmp_path / "run" / "data_docs" / "index.html"
+    assert result.details["data_docs"] == str(index) and index.is_file()
+    (page,) = index.parent.glob("validations/**/*.html")  # one schema group: one page
+    html = page.read_text()
+    assert "monthly_charges" in html and "values must never be null" in html and "Failed" in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "W" * 400 not in html and len(html) < 500_000  # clipped, as in the report
+    assert day.isoformat() in html
+    assert result.measured["data_docs_seconds"] < 30
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr(data_docs, "build", fails)
+    broken_docs = check_contract(ingested, cfg, cfg.gates.contract, workdir=tmp_path / "run2")
+    assert [getattr(broken_docs, k) for k in same] == [getattr(without, k) for k in same]
+    assert broken_docs.details["data_docs_error"] == "RuntimeError: renderer exploded"
+    assert "data_docs" not in broken_docs.details
+    off = check_contract(ingested, cfg, cfg.gates.contract.model_copy(update={"data_docs": False}),
+                         workdir=tmp_path / "run3")
+    assert "data_docs_seconds" not in off.measured and not (tmp_path / "run3").exists()
+
+
 def test_suite_init_infers_a_suite_the_clean_data_passes(tmp_path, clean_data):
     from gates.suite_init import infer_suite
 

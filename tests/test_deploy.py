@@ -104,6 +104,7 @@ def test_contract_is_validated_on_a_dask_cluster(make_config, data_dir):
         assert state.is_completed(), summary.headline
         contract = summary.report.by_name("contract")
         assert contract.status.value == "pass" and contract.measured["partitions_validated"] == 30
+        assert contract.details["data_docs"] and "data_docs_error" not in contract.details  # workers' GE results
         on_dask = [key for key in computed if key.startswith("contract_partitions_task")]
         assert len(on_dask) == math.ceil(30 / cfg.runner.partitions_per_task), computed
 

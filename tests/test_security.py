@@ -51,9 +51,11 @@ def _render(markdown: str) -> str:
 
 def _assert_inert(html: str, ours: tuple[str, ...] = ()) -> None:
     """Nothing live in the HTML but the links we built ourselves (`ours`: our run's page, whose
-    anchor is `<a href="url">run id</a>`; markup on purpose, not a data value)."""
+    anchor is `<a href="url">run id</a>`, and its Data Docs; markup on purpose, not a data value)."""
+    from flows.publisher import DATA_DOCS_LINK
+
     for url in ours:
-        html = re.sub(rf'<a href="{re.escape(url)}">[0-9a-f]+</a>', "", html)
+        html = re.sub(rf'<a href="{re.escape(url)}">(?:[0-9a-f]+|{re.escape(DATA_DOCS_LINK)})</a>', "", html)
     assert "<a " not in html and "<img" not in html and "<script" not in html, html[:3000]
     assert not re.search(r"<(?!/?(p|h\d|ul|ol|li|strong|em|table|thead|tbody|tr|th|td|code|pre|br|hr)\b)"
                          r"[a-z]", html), html[:3000]
@@ -280,8 +282,10 @@ def test_hostile_values_render_inert_and_the_password_leaks_nowhere(make_config,
 
     # the rendered report: the values are there, as text, and nothing is live
     html = _render(summary.report_markdown)
-    ours = (summary.mlflow_run_url,)  # the report links to the run's page on the tracking server
+    docs = f"{summary.mlflow_run_url}/artifacts/gates/data_docs/index.html"
+    ours = (summary.mlflow_run_url, docs)  # the report links to the run's page and its Data Docs
     assert summary.mlflow_run_url.startswith("http") and f'<a href="{summary.mlflow_run_url}">' in html
+    assert f'<a href="{docs}">' in html
     _assert_inert(html, ours)
     assert "![x](http" in html.replace("&quot;", '"') or "!\\[x" in summary.report_markdown
 
@@ -300,6 +304,9 @@ def test_hostile_values_render_inert_and_the_password_leaks_nowhere(make_config,
         assert PASSWORD.encode() not in path.read_bytes(), path
     config_text = (local / "config" / "pipeline.yaml").read_text()
     assert "gates:***@127.0.0.1" in config_text
+    pages = [p.read_text() for p in (local / "gates" / "data_docs").rglob("*.html")]
+    assert len(pages) >= 2 and any("&lt;img src=x onerror=alert(1)&gt;" in p for p in pages)  # sampled
+    assert not any("<script>alert(1)" in p or "<img src=x" in p or "W" * 400 in p for p in pages)
     report_md = (local / "gates" / "report.md").read_text()
     _assert_inert(_render(report_md), ours)
     assert len(report_md) < 300_000, "the 5 MB value is clipped in the report"
