@@ -3,10 +3,10 @@
 Two runs of one pipeline may pass their gates at the same time. Only one may promote at once:
 the second waits (up to `promotion.wait_seconds`) for a lock, and is refused when the wait runs
 out or when the champion it was compared against has moved meanwhile (it would replace a
-model it never beat). The lock is a file lock next to a local MLflow store (the kernel drops it
-when the holder dies, even by SIGKILL), or a Prefect global concurrency limit of one slot for a
-remote store, where runs share no disk (its slot is leased: a killed holder's slot is freed
-when the lease runs out, LEASE_SECONDS).
+model it never beat). The lock is a file lock next to a local MLflow store (`filelock`, an
+flock: the kernel drops it when the holder dies, even by SIGKILL), or a Prefect global
+concurrency limit of one slot for a remote store, where runs share no disk (its slot is leased:
+a killed holder's slot is freed when the lease runs out, LEASE_SECONDS).
 
 A crash between registering and moving the alias leaves a version tagged
 `gates.promotion=pending` and no alias change; the next promotion deletes such versions first.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 
 from gates import tracking
@@ -88,36 +88,53 @@ def waiting_file(lock: Path) -> Path:
     return lock.with_name(f"{lock.name}.waiting.{os.getpid()}")
 
 
+def _holder_of(path: Path) -> str:
+    """Who holds the lock, as its holder wrote it into the lock file."""
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path, wait_seconds: float, holder: dict) -> Iterator[float]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    started, waiting_said = time.monotonic(), False
-    waiter = waiting_file(path)  # who waits is visible on disk (operators, tests), not only in logs
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting_said:
-                    waiting_said = True
-                    waiter.write_text(json.dumps(holder))
-                    _log(f"waiting up to {wait_seconds:g} s for the promotion lock {path}, held by "
-                         f"{path.read_text().strip() or 'unknown'}")
-                if time.monotonic() - started >= wait_seconds:
-                    held_by = path.read_text().strip() or "unknown"
-                    raise PromotionRefused(
-                        f"another run is promoting (lock {path}, held by {held_by}); waited "
-                        f"{wait_seconds:g} s (promotion.wait_seconds)") from None
-                time.sleep(0.2)
+    """`filelock.FileLock` (flock on `path`): the kernel drops it when the holder dies, even by
+    SIGKILL. The holder writes who it is into the file once it holds it (`on_acquired`; filelock
+    never truncates the file of a lock it did not get). Yields the seconds spent waiting for
+    another run: 0 when the lock was free."""
+
+    def write_holder(fd: int) -> None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        # the time spent waiting for another run: 0 when the lock was free (flock tells exactly)
-        yield time.monotonic() - started if waiting_said else 0.0
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # on_acquired (and a mode without group write) keep it an flock: filelock never falls back to
+    # its soft (marker file) lock, which a SIGKILLed holder would leave behind
+    lock = FileLock(path, mode=0o644, on_acquired=write_holder)
+    waiter = waiting_file(path)  # who waits is visible on disk (operators, tests), not only in logs
+    started, waited = time.monotonic(), 0.0
+    try:
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            waiter.write_text(json.dumps(holder))
+            _log(f"waiting up to {wait_seconds:g} s for the promotion lock {path}, held by "
+                 f"{_holder_of(path)}")
+            try:
+                lock.acquire(timeout=max(0.0, wait_seconds - (time.monotonic() - started)),
+                             poll_interval=0.2)
+            except Timeout:
+                raise PromotionRefused(
+                    f"another run is promoting (lock {path}, held by {_holder_of(path)}); waited "
+                    f"{wait_seconds:g} s (promotion.wait_seconds)") from None
+            waited = time.monotonic() - started
+            waiter.unlink(missing_ok=True)  # no longer waiting
+        try:
+            yield waited
+        finally:
+            lock.release()
     finally:
         waiter.unlink(missing_ok=True)
-        os.close(fd)  # closing drops the lock; so does the process dying
 
 
 @contextlib.contextmanager

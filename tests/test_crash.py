@@ -166,6 +166,38 @@ def test_second_promotion_is_refused_when_the_lock_wait_runs_out(make_config):
     assert str(path) in outcome.refused and "0.5 s" in outcome.refused
 
 
+def test_a_second_promotion_waits_for_the_file_lock_and_then_holds_it(make_config):
+    from gates.promotion import promotion_lock, waiting_file
+
+    cfg = load_config(make_config(**{"promotion.wait_seconds": 60}))
+    path = lock_file(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ready, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_file_lock, args=(path, ready, release))
+    holder.start()
+
+    def release_once_waiting() -> None:  # the other run lets go once this one says it waits
+        deadline = time.monotonic() + 30
+        while not waiting_file(path).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        release.set()
+
+    releaser = threading.Thread(target=release_once_waiting)
+    try:
+        assert ready.wait(10)
+        releaser.start()
+        with promotion_lock(cfg, "run-b") as (lock, waited):
+            assert lock == f"file lock {path}" and 0 < waited < 30
+            assert json.loads(path.read_text())["mlflow_run_id"] == "run-b"  # the holder says who
+            assert not waiting_file(path).exists()
+    finally:
+        release.set()
+        holder.join()
+        releaser.join()
+    with promotion_lock(cfg, "run-c") as (_, waited):  # released: the next one gets it at once
+        assert waited == 0.0
+
+
 def test_prefect_concurrency_limit_refuses_a_second_promotion(make_config):
     from gates.promotion import PromotionRefused, promotion_lock
 
