@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from gates import model_evidence as me  # noqa: E402
 from gates.config import Task  # noqa: E402
 from gates.evidence_gates import SCORES_ARTIFACT, ModelEvidence  # noqa: E402
+from gates.report import render  # noqa: E402
 
 
 def _f(value: Any) -> str:
@@ -29,61 +30,20 @@ def _f(value: Any) -> str:
     return str(value)
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
-    if not rows:
-        return ["(none)", ""]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_f(r.get(c, "")).replace("|", "/") for c in columns) + " |" for r in rows]
-    return lines + [""]
-
-
 def markdown(ev: ModelEvidence | None, top: int = 10) -> str:
-    """The evidence as a report section (Prefect markdown artifact and MLflow report)."""
+    """The evidence as a report section (Prefect markdown artifact and MLflow report), laid out
+    by gates/templates/evidence.md.j2."""
     if ev is None:
         return ""
-    s = ev.failure_summary
-    lines = ["## Model evidence", "",
-             f"### Failure set: the {s['rows']} most consequential errors of {s['test_rows']} test rows",
-             "(evidence/failure_set.parquet: features, label, candidate and champion score)", ""]
-    if "champion_right" in s:
-        lines.append(f"- the champion got **{s['champion_right']}** of them right "
-                     f"({s['champion_right_share']:.0%}); both models were wrong on {s['both_wrong_share']:.0%}")
-    if "false_negatives" in s:
-        lines.append(f"- {s['false_negatives']} false negatives, {s['false_positives']} false positives; "
-                     f"mean consequence {s['mean_consequence']:.3f}")
-    lines.append("")
-    show = [c for c in ["test_row", "label", "candidate_score", "champion_score", "champion_right"]
-            if c in ev.failures.columns]
-    lines += _table(ev.failures.head(top).to_dict(orient="records"), show)
-
-    seg = ev.segments
-    lines += [f"### Weak segments (searched: {seg.searched} single features and pairs on {seg.sample_rows} "
-              f"rows{'; uniform drop' if seg.uniform else ''})", ""]
-    cols = ["segment", "support", "candidate_loss", "champion_loss", "relative_increase", "excess", "lift"]
-    lines += _table(seg.segments.head(top).to_dict(orient="records"), cols if ev.has_champion else
-                    ["segment", "support", "candidate_loss", "lift"])
-
-    if ev.calibration:
-        cand, champ = ev.calibration["candidate"], ev.calibration.get("champion")
-        lines += [f"### Confidence: ECE {cand['ece']:.4f}, Brier {cand['brier']:.4f}"
-                  + (f" (champion: ECE {champ['ece']:.4f}, Brier {champ['brier']:.4f})" if champ else ""), ""]
-        lines += _table(cand["table"], ["predicted", "observed", "rows"])
-    d = ev.distribution
-    lines += ["### Prediction distribution", ""]
-    if "predicted_classes" in d:
-        lines.append(f"- predicted classes: {d['predicted_classes']}"
-                     + (f" — **never predicted: {', '.join(d['never_predicted'])}**" if d.get("never_predicted") else ""))
-    for key, label in (("psi_vs_champion", "PSI against the champion on the same rows"),
-                       ("psi_vs_champion_evaluation", "PSI against the champion's own evaluation")):
-        if key in d:
-            lines.append(f"- {label}: {d[key]:.4f}")
-    lines.append("")
-    if ev.reliance is not None:
-        lines += [f"### Reliance (permutation importance, {ev.reliance_rows} rows)", ""]
-        lines += _table(ev.reliance.to_dict(orient="records"),
-                        ["feature", "candidate_share", "champion_share", "share_change"])
-    lines.append(f"Evidence cost (s): {ev.seconds}")
-    return "\n".join(lines) + "\n"
+    failure_columns = [c for c in ["test_row", "label", "candidate_score", "champion_score", "champion_right"]
+                       if c in ev.failures.columns]
+    segment_columns = (["segment", "support", "candidate_loss", "champion_loss", "relative_increase", "excess",
+                        "lift"] if ev.has_champion else ["segment", "support", "candidate_loss", "lift"])
+    return render("evidence.md.j2", ev=ev,
+                  failures=ev.failures.head(top).to_dict(orient="records"), failure_columns=failure_columns,
+                  segments=ev.segments.segments.head(top).to_dict(orient="records"),
+                  segment_columns=segment_columns,
+                  reliance=None if ev.reliance is None else ev.reliance.to_dict(orient="records"))
 
 
 def metrics(ev: ModelEvidence) -> dict[str, float]:

@@ -1,17 +1,22 @@
 """The one place reports are rendered: markdown for Prefect and MLflow, rich for the CLI.
 
-Every value interpolated here (gate summaries and evidence carry data values, file names and
-exception text) goes through gates.safety: rendered as literal text, clipped, credentials redacted.
+The markdown layout is in Jinja2 templates (gates/templates/*.md.j2). Every value interpolated
+(gate summaries and evidence carry data values, file names and exception text) goes through
+gates.safety: rendered as literal text, clipped, credentials redacted.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 import urllib.parse
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from gates.results import GateReport, GateResult, Status
+from gates.results import GateReport, Status
 from gates.safety import cell, md, plain, redact, rich
 
 ICONS = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥"}
@@ -59,8 +64,64 @@ def _link_target(url: str) -> str:
     return urllib.parse.quote(redact(url), safe=":/?#@!$&*+,;=%~-._[]")
 
 
-def _cell(value: Any) -> str:
-    return value.markdown() if isinstance(value, Link) else _md(value, 1000)
+# --------------------------------------------------------------------------- templates
+#
+# The markdown layout lives in gates/templates/*.md.j2 (package data). Jinja's own autoescape
+# writes HTML entities, which markdown does not turn into literal text; instead every
+# `{{ value }}` goes through `finalize`, which escapes it with gates.safety.md, unless it is
+# `Markdown`: what the `md` filter escaped (with its own limit), one of our `Link`s, `ours` (our
+# enum values, formatted numbers, the templates' own macros) or a `cell` of a table of numbers.
+# A template that forgets a filter escapes too much, never too little.
+
+
+class Markdown(str):
+    """Markdown built here (escaped values, our links): the templates print it as is."""
+
+
+def _escaped(value: Any, limit: int = 300) -> Markdown:
+    if isinstance(value, Markdown):
+        return value
+    if isinstance(value, Link):
+        return Markdown(value.markdown())
+    return Markdown(_md(value, limit))
+
+
+def _ours(value: Any) -> Markdown:
+    """A value the pipeline made itself (an enum's value, a formatted number, a template's own
+    macro): shown as is."""
+    return Markdown(value.value if isinstance(value, Enum) else str(value))
+
+
+def _table_cell(value: Any) -> Markdown:
+    """A cell of a table of numbers and data: a number formatted here (NaN: n/a), any other value
+    (a segment, a feature, a class) escaped."""
+    if isinstance(value, numbers.Number):
+        if isinstance(value, float) and math.isnan(value):
+            return Markdown("n/a")
+        return Markdown(f"{value:.4g}" if isinstance(value, float) else str(value))
+    return _escaped(value)
+
+
+@functools.cache
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gates", "templates"), autoescape=False, finalize=_escaped,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+    env.filters.update(md=_escaped, ours=_ours, kv=_kv, cell=_table_cell)
+    env.globals["icons"] = ICONS
+    return env
+
+
+def _template(name: str):
+    return _environment().get_template(name)
+
+
+def render(name: str, **values: Any) -> str:
+    """Another section's template (gates/templates/`name`) with this module's escaping."""
+    return _template(name).render(**values)
 
 
 def _kv(values: dict[str, Any], limit: int = 6) -> str:
@@ -93,64 +154,17 @@ def table_rows(report: GateReport) -> list[dict[str, str]]:
 
 def markdown(report: GateReport, context: dict[str, Any] | None = None, diagnosis=None,
              verdict: str | None = None) -> str:
-    """The report; `verdict` overrides the gates' own (an interrupted run is neither).
-    `context` values are escaped text, except a `Link` (ours: rendered as a link)."""
-    context = context or {}
+    """The report (gates/templates/report.md.j2); `verdict` overrides the gates' own (an
+    interrupted run is neither). `context` values are escaped text, except a `Link` (ours:
+    rendered as a link)."""
     first = diagnosis.root_cause if diagnosis is not None else headline(report)
-    verdict = verdict or report.verdict
-    lines = [f"# Retrain gates: **{_md(verdict.upper())}**", "", f"**{_md(first, 1000)}**", ""]
-    if context:
-        lines += ["| | |", "|---|---|"] + [f"| {_md(k)} | {_cell(v)} |" for k, v in context.items()] + [""]
-    if diagnosis is not None:
-        lines += diagnosis_markdown(diagnosis)
-    if report.blocking:
-        lines += ["## What blocked", ""]
-        for r in report.blocking:
-            lines += _detail(r)
-    if report.warnings:
-        lines += ["## Warnings", ""]
-        for r in report.warnings:
-            lines += _detail(r)
-    lines += ["## Every gate", "", "| gate | family | status | summary | seconds |",
-              "|---|---|---|---|---|"]
-    for r in report.results:
-        lines.append(f"| {_md(r.name)} | {r.family.value} | {ICONS[r.status]} {r.status.value} | "
-                     f"{_md(r.summary, 200)} | {r.seconds:.2f} |")
-    return "\n".join(lines) + "\n"
+    return _template("report.md.j2").render(report=report, context=context or {}, diagnosis=diagnosis,
+                                            first=first, verdict=verdict or report.verdict)
 
 
 def diagnosis_markdown(d) -> list[str]:
-    """Ranked causes, what changed, what is ruled out, what to check next."""
-    lines: list[str] = []
-    if d.hypotheses:
-        lines += ["## Causes, ranked by evidence", ""]
-        for i, h in enumerate(d.hypotheses, 1):
-            lines.append(f"{i}. **\\[{_md(h.bucket)}\\] {_md(h.cause)}** ({_md(h.strength)}, "
-                         f"gate {_md(h.gate)})")
-            lines += [f"   - {_md(e)}" for e in h.evidence]
-            lines += [f"   - against: {_md(e)}" for e in h.against]
-            if h.explains:
-                lines.append(f"   - explains: {_md('; '.join(h.explains), 600)}")
-        lines.append("")
-    lines += [f"## What changed since the last good run", ""]
-    if d.compared_with is None:
-        lines += ["First run (no champion yet): nothing to compare with.", ""]
-    else:
-        lines += [f"Compared with {_md(d.compared_with)}.", ""]
-        real = [c for c in d.changes if c.what != "data content"]
-        if real:
-            lines += ["| what | before | after |", "|---|---|---|"]
-            lines += [f"| {_md(c.what)} | {_md(c.before)} | {_md(c.after)} |" for c in real[:30]]
-            if len(real) > 30:
-                lines.append(f"| … {len(real) - 30} more | | |")
-        else:
-            lines.append("Nothing changed in data window, schema, code, parameters or libraries.")
-        lines.append("")
-    if d.ruled_out:
-        lines += ["## Ruled out (gates that passed)", ""] + [f"- {_md(r)}" for r in d.ruled_out] + [""]
-    if d.next_checks:
-        lines += ["## Next checks", ""] + [f"{i}. {_md(c)}" for i, c in enumerate(d.next_checks, 1)] + [""]
-    return lines
+    """Ranked causes, what changed, what is ruled out, what to check next: the report's lines."""
+    return _template("diagnosis.md.j2").render(diagnosis=d).split("\n")[:-1]
 
 
 def rich_diagnosis(d):
@@ -169,19 +183,6 @@ def rich_diagnosis(d):
     for i, c in enumerate(d.next_checks[:3], 1):
         text.append(plain(f"next {i}: {c}") + "\n")
     return Panel(text, title=rich(d.root_cause, 120), title_align="left")
-
-
-def _detail(r: GateResult) -> list[str]:
-    out = [f"### {ICONS[r.status]} {_md(r.name)} ({r.family.value}, severity {r.severity.value})", "",
-           _md(r.summary, 1000), ""]
-    out += [f"- {_md(e, 1000)}" for e in r.evidence[:12]]  # a file path or column list and its partitions
-    if r.measured:
-        out.append(f"- measured: {_md(_kv(r.measured, 12), 1000)}")
-    if r.threshold:
-        out.append(f"- threshold: {_md(_kv(r.threshold, 12), 1000)}")
-    if r.hint:
-        out += ["", f"**Next:** {_md(r.hint, 1000)}"]
-    return out + [""]
 
 
 def rich_table(report: GateReport):
