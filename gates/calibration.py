@@ -25,6 +25,9 @@ STATS = ("psi", "ks", "js", "null_rate_change")
 CYCLE_DAYS = 364  # 52 weeks: the same weekdays one year earlier
 STEP_DAYS = {"day": 1, "week": 7, "month": 30}
 SEASON_DAYS = 10  # "the same time of year": within this many days of the run date
+# A blocked run leaves the champion in place, so the next run compares with a window several
+# steps older. Drift over k steps is measured up to these lags (a year of a monthly schedule).
+MAX_LAG = {"day": 14, "week": 8, "month": 12}
 
 
 def run_dates(start: dt.date, end: dt.date, every: str) -> list[dt.date]:
@@ -68,13 +71,32 @@ def envelope(values: list[float], quantile: float, margin: float) -> dict[str, f
             "envelope": round(q * (1 + margin), 6), "pairs": len(finite)}
 
 
-def calibration_pairs(start: dt.date, end: dt.date, every: str, sample_days: int = 7
-                      ) -> list[tuple[dt.date, dt.date, str]]:
-    """Pairs of run dates one retraining step apart (and one cycle apart) across the history.
+def lag_steps(reference_end: dt.date | str | None, current_end: dt.date | str | None, every: str) -> int:
+    """How many retraining steps apart two windows end (at least 1): the champion's age."""
+    if not reference_end or not current_end or every not in STEP_DAYS:
+        return 1
+    ref, cur = (d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)[:10])
+                for d in (reference_end, current_end))
+    return max(1, round((cur - ref).days / STEP_DAYS[every]))
+
+
+def _later(day: dt.date, steps: int, every: str) -> dt.date:
+    if every == "month" and day.day == 1:
+        month = day.month - 1 + steps
+        return dt.date(day.year + month // 12, month % 12 + 1, 1)
+    return day + dt.timedelta(days=STEP_DAYS[every] * steps)
+
+
+def calibration_pairs(start: dt.date, end: dt.date, every: str, sample_days: int = 7,
+                      max_lag: int | None = None) -> list[tuple[dt.date, dt.date, str]]:
+    """Pairs of run dates one retraining step apart (and one cycle apart) across the history,
+    and `k steps` apart for k = 2..max_lag (what a run meets after blocked runs kept an older
+    champion).
 
     The pairs start every `sample_days`, not only on the schedule's own dates, so that every phase
     of the calendar is seen (a window crossing New Year drifts differently from one in June).
     """
+    max_lag = MAX_LAG.get(every, 1) if max_lag is None else max_lag
     step = STEP_DAYS[every]
     starts, day = set(), start
     while day <= end:
@@ -91,6 +113,11 @@ def calibration_pairs(start: dt.date, end: dt.date, every: str, sample_days: int
             pairs.append((day, after[0], "one step"))
         if day + dt.timedelta(days=CYCLE_DAYS) <= end:
             pairs.append((day, day + dt.timedelta(days=CYCLE_DAYS), "one cycle"))
+        for k in range(2, max_lag + 1):
+            later = _later(day, k, every)
+            if later > end:
+                break
+            pairs.append((day, later, f"{k} steps"))
     return pairs
 
 
@@ -102,11 +129,19 @@ def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], ev
     labels: list[float] = []
     seasonal: dict[str, dict[str, list[list[float]]]] = {}  # per feature and stat: [day of year, value]
     references: dict[dt.date, dict[str, Any]] = {}
+    by_lag: dict[str, dict[str, Any]] = {}
     for a, b, kind in pairs:
         if a not in references:
             references[a] = profile_of(a, None)
         stats = pair_stats(references[a], profile_of(b, references[a]), cfg)
         doy = b.timetuple().tm_yday
+        if kind.endswith(" steps"):  # k steps apart: its own envelope, used when the champion is that old
+            lag = by_lag.setdefault(kind.split()[0], {"features": {}, "label": []})
+            for feature, values in stats["features"].items():
+                for stat, value in values.items():
+                    lag["features"].setdefault(feature, {}).setdefault(stat, []).append(value)
+            lag["label"].append(stats["label_change"])
+            continue
         for feature, values in stats["features"].items():
             for stat, value in values.items():
                 collected.setdefault(feature, {}).setdefault(stat, []).append(value)
@@ -118,6 +153,10 @@ def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], ev
                 [doy, round(stats["label_change"], 6)])
     features = {f: {s: e for s, vals in per.items() if (e := envelope(vals, quantile, margin))}
                 for f, per in collected.items()}
+    lags = {k: {"features": {f: {s: e for s, vals in per.items() if (e := envelope(vals, quantile, margin))}
+                             for f, per in lag["features"].items()},
+                "label": {"change": envelope(lag["label"], quantile, margin)}}
+            for k, lag in sorted(by_lag.items(), key=lambda item: int(item[0]))}
     dates = sorted({d for a, b, _ in pairs for d in (a, b)})
     return {
         "version": CALIBRATION_VERSION,
@@ -129,7 +168,8 @@ def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], ev
         "window_days": cfg.data.window_days,
         "windows": len(dates),
         "pairs": {"one_step": sum(1 for p in pairs if p[2] == "one step"),
-                  "one_cycle": sum(1 for p in pairs if p[2] == "one cycle")},
+                  "one_cycle": sum(1 for p in pairs if p[2] == "one cycle"),
+                  "k_steps": sum(1 for p in pairs if p[2].endswith(" steps"))},
         "quantile": quantile,
         "margin": margin,
         "rule": f"envelope = {quantile:.0%} quantile of the historical drift x (1 + {margin})",
@@ -140,6 +180,9 @@ def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], ev
         # seen within `season_days` of its date in an earlier cycle, times (1 + margin).
         "season_days": SEASON_DAYS,
         "seasonal": seasonal,
+        # Drift k steps apart (k = 2..): a run whose champion is k steps old is judged against the
+        # largest envelope of lags 1..k (past the largest lag calibrated, the largest of all).
+        "by_lag": lags,
     }
 
 
@@ -187,11 +230,32 @@ def natural_limit(calibration: dict[str, Any] | None, feature: str, stat: str) -
     return entry.get("envelope") if entry else None
 
 
-def for_run(calibration: dict[str, Any] | None, run_date: dt.date) -> dict[str, Any] | None:
+def for_run(calibration: dict[str, Any] | None, run_date: dt.date, lag: int = 1) -> dict[str, Any] | None:
     """The envelopes that apply on `run_date`: overall, raised to the drift seen at the same time
-    of year in the history (a seasonal step recurs every cycle; a quantile would drop it)."""
+    of year in the history (a seasonal step recurs every cycle; a quantile would drop it), and,
+    when the champion's window is `lag` steps old, to the drift seen k <= lag steps apart."""
     if not calibration:
         return None
+    out = _for_date(calibration, run_date)
+    lags = calibration.get("by_lag") or {}
+    usable = [k for k in lags if int(k) <= lag]
+    if lag <= 1 or not usable:
+        return out
+    out["lag"] = {"steps": lag, "calibrated_up_to": max(int(k) for k in lags)}
+    for k in usable:
+        for feature, stats in lags[k].get("features", {}).items():
+            for stat, entry in stats.items():
+                current = out["features"].setdefault(feature, {}).get(stat)
+                if current is None or entry["envelope"] > current["envelope"]:
+                    out["features"][feature][stat] = {**entry, "lag": int(k)}
+        label = (lags[k].get("label") or {}).get("change")
+        current = out["label"].get("change")
+        if label and (current is None or label["envelope"] > current["envelope"]):
+            out["label"]["change"] = {**label, "lag": int(k)}
+    return out
+
+
+def _for_date(calibration: dict[str, Any], run_date: dt.date) -> dict[str, Any]:
     margin = calibration.get("margin", 0.0)
     window = calibration.get("season_days", SEASON_DAYS)
     doy = run_date.timetuple().tm_yday

@@ -81,6 +81,50 @@ def test_drift_inside_the_natural_envelope_warns_and_outside_blocks():
     assert diluted.level == "block" and "KS 0.154 >= 0.1, natural range up to 0.010" in diluted.block, diluted.block
 
 
+def test_an_older_champion_is_judged_against_the_drift_seen_that_many_steps_apart(tmp_path):
+    """After blocked runs the champion's window is k steps old: the natural drift over k steps
+    (calibrated from k-step pairs) applies, not the one-step envelope; a fault still blocks."""
+    import json
+
+    from gates.calibration import calibrate, calibration_pairs, for_run, lag_steps
+    from gates.data_gates import check_drift
+
+    start, end = dt.date(2025, 1, 1), dt.date(2025, 12, 1)
+    pairs = calibration_pairs(start, end, "month", sample_days=30, max_lag=4)
+    kinds = {kind for _, _, kind in pairs}
+    assert {"one step", "2 steps", "3 steps", "4 steps"} <= kinds, kinds
+    base = pd.Series(range(1000), dtype="float64")
+
+    def window(day: dt.date) -> pd.DataFrame:  # a feature that trends by 20 a month: drift grows with the lag
+        months = (day.year - 2025) * 12 + day.month
+        return pd.DataFrame({"x": base + 20 * months})
+
+    cfg = parse_config({**demo_config(tmp_path, tmp_path / "data"),
+                        "data": {**demo_config(tmp_path, tmp_path / "data")["data"],
+                                 "features": {"numeric": ["x"], "categorical": []}, "slices": []}})
+    calibration = calibrate(cfg, pairs, "month", lambda day, ref: _profile(window(day), reference=ref),
+                            quantile=0.99, margin=0.25)
+    one, four = (calibration["by_lag"].get(k) for k in ("2", "4"))
+    assert one and four and four["features"]["x"]["psi"]["envelope"] > calibration["features"]["x"]["psi"]["envelope"]
+    assert lag_steps("2025-06-30", "2025-10-31", "month") == 4 and lag_steps(None, "2025-10-31", "month") == 1
+    older = for_run(calibration, dt.date(2025, 11, 1), lag=4)
+    assert older["lag"] == {"steps": 4, "calibrated_up_to": 4}
+    assert older["features"]["x"]["psi"]["envelope"] == four["features"]["x"]["psi"]["envelope"]
+
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(calibration))
+    cfg = cfg.model_copy(update={"calibration": path})
+    ref = {**_profile(window(dt.date(2025, 6, 1))), "window": ["2025-05-01", "2025-06-01"]}
+    natural = {**_profile(window(dt.date(2025, 10, 1)), reference=ref), "window": ["2025-09-01", "2025-10-01"]}
+    result = check_drift(natural, ref, DriftGate(), cfg=cfg, run_date=dt.date(2025, 10, 1))
+    assert not result.blocks and result.measured["champion_age_steps"] == 4, result.summary
+    one_step = check_drift(natural, {**ref, "window": ["2025-08-01", "2025-09-01"]}, DriftGate(), cfg=cfg,
+                           run_date=dt.date(2025, 10, 1))
+    assert one_step.blocks, one_step.summary  # the same drift one step apart is outside its envelope
+    shifted = {**_profile(window(dt.date(2025, 10, 1)) * 3, reference=ref), "window": ["2025-09-01", "2025-10-01"]}
+    assert check_drift(shifted, ref, DriftGate(), cfg=cfg, run_date=dt.date(2025, 10, 1)).blocks
+
+
 def test_suite_from_several_windows_gives_calendar_columns_their_full_domain(tmp_path):
     root = tmp_path / "data" / "churn"
     write_demo_data(root, dt.date(2026, 3, 31), days=120, rows_per_day=100)
