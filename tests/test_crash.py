@@ -51,8 +51,15 @@ def _start(config: Path, tmp_path: Path, name: str, **extra: str) -> tuple[subpr
     proc = subprocess.Popen(
         [sys.executable, "-m", "gates.cli", "run", "--config", str(config),
          "--run-date", RUN_DATE.isoformat(), "--json", str(out)],
-        env=_env(tmp_path, **extra), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=_env(tmp_path, **extra), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_default_sigint)
     return proc, out
+
+
+def _default_sigint() -> None:
+    """A run started from a background job inherits SIGINT ignored (shells do that), and Python
+    then never installs its handler: the run a user stops with Ctrl-C is started in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float, text: str | None = None) -> None:
