@@ -175,12 +175,123 @@ def changes_between(before: dict[str, Any], after: dict[str, Any]) -> list[Chang
 # Clarify -> hypothesise -> test -> conclude: each model hypothesis is tested against the model
 # debugging evidence (gates.evidence_gates) and what changed, and re-ranked when the evidence
 # points elsewhere: a uniform drop plus a parameter change is a training-configuration change, not
-# a slice collapse; a champion that itself scores much worse on the new rows than in its own
-# evaluation points at the data (labels), not at the candidate.
+# a slice collapse; one slice collapsing while the others hold is the cause of the aggregate
+# losses (champion, baseline), not one of them; a champion that itself scores much worse on the
+# new rows than in its own evaluation points at the data (labels), not at the candidate.
 
 MODEL_GATES_SEGMENTED = ("slices", "weak_segments")
+AGGREGATE_GATES = ("champion", "baseline")  # whole-test-set comparisons: symptoms of a slice collapse
 DATA_GATES = ("contract", "drift", "label_shift", "partitions")
 LABEL_DROP_MIN = 0.02  # the champion's own drop on the new rows that counts as "the data changed"
+# A slice collapsed (rather than the model getting worse everywhere) when, within one slice column,
+# it failed while at least as many slices held (within max_regression), it lost at least
+# COLLAPSE_RATIO times the median loss of those that held, and its rows' share of its loss covers
+# at least COLLAPSE_EXPLAINS of the champion comparison's aggregate loss (it can explain it).
+COLLAPSE_RATIO = 3.0
+COLLAPSE_EXPLAINS = 0.5
+# A collapsed slice that lost at least this share of the champion's skill over the dummy baseline
+# there is broken as a whole: weak segments found inside it are parts of it, not a narrower cause
+# (a defect confined to part of a slice takes roughly that part's share of the slice's skill).
+SLICE_SKILL_LOST = 2 / 3
+
+
+class SliceCollapse(BaseModel):
+    """One slice column where a few slices collapsed while the others held (see slice_collapse)."""
+
+    column: str
+    collapsed: dict[str, float]  # slice -> its regression against the champion
+    held: dict[str, float]
+    max_regression: float
+    explained: float | None = None  # the collapsed rows' share-weighted loss / the aggregate loss
+    aggregate: float | None = None  # the champion comparison's loss on the whole test set
+    skill_lost: dict[str, float] = {}  # slice -> its loss / the champion's skill over the dummy there
+
+    def describe(self) -> str:
+        lost = ", ".join(f"{k} lost {v:.3f}" for k, v in self.collapsed.items())
+        held = max(self.held.values())
+        line = (f"slices: {lost} while the other {len(self.held)} {self.column} slices held "
+                f"(at most {held:.3f}, within max_regression {self.max_regression:g})")
+        if self.explained is not None and self.aggregate is not None:
+            line += (f"; weighted by its rows it accounts for {self.explained:.0%} of the aggregate "
+                     f"loss of {self.aggregate:.4f}")
+        return line
+
+    def whole(self) -> bool:
+        """Every collapsed slice lost most of its skill: broken as a whole, not in a part of it."""
+        return bool(self.skill_lost) and set(self.skill_lost) == set(self.collapsed) \
+            and min(self.skill_lost.values()) >= SLICE_SKILL_LOST
+
+    def skill(self) -> str:
+        return ", ".join(f"{k} lost {v:.0%} of the champion's skill over the dummy baseline there"
+                         for k, v in self.skill_lost.items())
+
+
+def _slices_limit(result: GateResult) -> float:
+    limit = (result.threshold or {}).get("max_regression")
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+        return float(limit)
+    gate = registry.by_name()["slices"]
+    return float((gate.default or gate.settings)().max_regression)  # the gate's default
+
+
+def slice_collapse(report: GateReport) -> SliceCollapse | None:
+    """One slice (or a few) of a slice column collapsed while that column's other slices held,
+    by enough to explain the aggregate loss (None when no column shows that)."""
+    sl = report.by_name("slices")
+    if sl is None or sl.status is Status.PASS:
+        return None
+    table = sl.details.get("slices") or {}
+    limit = _slices_limit(sl)
+    min_count = (sl.threshold or {}).get("min_count") or 0
+    champ = report.by_name("champion")
+    change = champ.measured.get("change") if champ is not None else None
+    aggregate = -change if isinstance(change, float) and change < 0 else None
+    base = report.by_name("baseline")
+    dummy = base.measured.get(f"dummy_{(sl.threshold or {}).get('metric')}") if base is not None else None
+    columns: dict[str, dict[str, dict]] = {}
+    for key, entry in table.items():
+        columns.setdefault(str(key).split("=", 1)[0], {})[key] = entry
+    found: list[SliceCollapse] = []
+    for column, entries in columns.items():
+        losses = {k: e["regression"] for k, e in entries.items()
+                  if isinstance(e.get("regression"), float) and e.get("rows", 0) >= min_count}
+        collapsed = {k: v for k, v in losses.items() if v > limit}
+        held = {k: v for k, v in losses.items() if v <= limit}
+        if not collapsed or len(collapsed) > len(held):
+            continue
+        typical = sorted(held.values())[len(held) // 2]
+        if min(collapsed.values()) < COLLAPSE_RATIO * max(typical, 0.0):
+            continue
+        rows = sum(e.get("rows", 0) for e in entries.values())
+        explained = None
+        if aggregate is not None and rows:
+            share_loss = sum(entries[k]["rows"] / rows * v for k, v in collapsed.items())
+            explained = share_loss / aggregate
+            if explained < COLLAPSE_EXPLAINS:
+                continue
+        skill_lost = {}
+        for k, v in collapsed.items():
+            over = entries[k].get("champion")
+            if isinstance(dummy, float) and isinstance(over, float) and abs(over - dummy) > 0:
+                skill_lost[k] = v / abs(over - dummy)
+        found.append(SliceCollapse(column=column, collapsed=collapsed, held=held, max_regression=limit,
+                                   explained=explained, aggregate=aggregate, skill_lost=skill_lost))
+    # the column whose collapse stands out most (its collapsed slices against those that held)
+    return max(found, key=lambda c: min(c.collapsed.values()) - max(c.held.values()), default=None)
+
+
+def _segments_inside(report: GateReport, collapse: SliceCollapse) -> bool:
+    """Every blocking segment of weak_segments lies inside a collapsed slice (one of its conditions)."""
+    ws = report.by_name("weak_segments")
+    if ws is None:
+        return False
+    t = ws.threshold or {}
+    rows = [r for r in ws.details.get("segments") or [] if isinstance(r.get("segment"), str)]
+    blocking = [r["segment"] for r in rows
+                if isinstance(r.get("excess"), (int, float)) and r["excess"] >= t.get("block_excess", 0)
+                and isinstance(r.get("relative_increase"), (int, float))
+                and r["relative_increase"] >= t.get("block_relative_increase", 0)] or [r["segment"] for r in rows[:1]]
+    return bool(blocking) and all(any(part in collapse.collapsed for part in seg.split(" & ")) for seg in blocking)
 
 
 def uniform_drop(report: GateReport) -> str | None:
@@ -222,7 +333,11 @@ def weigh_model_evidence(report: GateReport, hypotheses: list[Hypothesis],
     passed = {r.name for r in report.results if r.status is Status.PASS}
     data_ok = [g for g in DATA_GATES if g in passed]
     params = [c for c in changes if c.what.startswith("param model")]
-    uniform = uniform_drop(report)
+    collapse = slice_collapse(report)
+    # A slice that collapsed while the others held contradicts "the model got worse everywhere",
+    # even when the loss-based segment search calls the drop uniform (a blind slice's log loss
+    # grows far less than its ranking metric falls).
+    uniform = None if collapse else uniform_drop(report)
     reliance = report.by_name("reliance_shift")
     label = _label_drop(report)
     for h in hypotheses:
@@ -253,6 +368,39 @@ def weigh_model_evidence(report: GateReport, hypotheses: list[Hypothesis],
                           "delay, join); relabel a sample of the failure set (evidence/failure_set.parquet).")
         hypotheses.insert(hypotheses.index(first), data)
         first.against.append(label)
+    elif collapse and model and (slices := next((h for h in model if h.gate == "slices"), None)):
+        # The slice is the cause; the aggregate comparisons' losses are its symptoms. It moves ahead
+        # of them only: a more specific finding (a weak segment, depth 5) may still explain it.
+        line = collapse.describe()
+        names = ", ".join(collapse.collapsed)
+        how = ("collapses on a slice" if not collapse.skill_lost or collapse.whole()
+               else "lost part of its skill on a slice")
+        slices.cause = (f"the candidate {how} ({names}) while the other {collapse.column} slices held: "
+                        "the aggregate losses are its symptoms")
+        slices.evidence.insert(1, line)
+        if params:
+            slices.evidence.append("changed since the champion: " + "; ".join(
+                f"{c.what} {c.before} → {c.after}" for c in params))
+        symptoms = [h for h in model if h.gate in AGGREGATE_GATES]
+        for h in symptoms:
+            slices.explains.append(f"{h.gate}: {h.cause}")
+            h.against.append(line + ": one slice explains the aggregate loss")
+        segments = next((h for h in model if h.gate == "weak_segments"), None)
+        inside = _segments_inside(report, collapse) if segments is not None else False
+        if inside and collapse.whole():
+            # the searched segments are pieces of the blind slice: the slice explains them too
+            symptoms.insert(0, segments)
+            slices.explains.insert(0, f"weak_segments: {segments.cause}")
+            slices.evidence.insert(2, collapse.skill())
+            segments.against.append(f"{collapse.skill()}; every blocking segment lies inside it: parts "
+                                    "of the slice collapse, not a narrower defect")
+        elif segments is not None and inside and collapse.skill_lost:
+            segments.evidence.insert(1, f"{collapse.skill()}: less than the whole slice, so the defect "
+                                     "is narrower than the slice (the segment)")
+        ahead = [hypotheses.index(h) for h in symptoms if hypotheses.index(h) < hypotheses.index(slices)]
+        if ahead:
+            hypotheses.remove(slices)
+            hypotheses.insert(min(ahead), slices)
     elif params and uniform and model:
         target = next((h for h in model if h.gate == "champion"), model[0])
         change = "; ".join(f"{c.what} {c.before} → {c.after}" for c in params)

@@ -7,6 +7,9 @@ data does on its own (the PSI of each week against the window, the range of the 
 rate), then picks the smallest size from a short ladder that clears both that natural variation
 and the gate's block threshold by a stated margin, and records the size it reached.
 
+Model faults are sized the same way on the run's own split: the fault fits the candidate as the
+run will and measures its shortfall against the paired-bootstrap noise of the test rows.
+
 The columns come from the config (features, target), never from the demo's names.
 """
 
@@ -147,3 +150,67 @@ def label_rate_shift(target: FaultTarget) -> FaultSize:
     return FaultSize(f"positive rate of {label!r} change (from {rate:.3f})", achieved, natural, block,
                      f"{flip:.0%} of negatives relabelled in the newest {len(hit)} of {len(days)} days, "
                      f"{rows_hit} rows")
+
+
+# --------------------------------------------------------------------------- model faults
+# A model fault is sized on the run's own split: the fault fits the candidate the way the run will
+# (same config, data, split and seed, so the same scores) and measures it against the natural
+# variation of the comparison, the paired-bootstrap noise of the test rows (gates.metric_noise).
+
+# Smoke-test settings, weakest breakage first: the shipped max_iter=2, learning_rate=1.0, then
+# fewer and smaller trees. A setting that predicts a single class is skipped (predictions and
+# class_never_predicted own that).
+SMOKE_TEST_PARAMS: tuple[dict[str, float | int], ...] = (
+    {"max_iter": 2, "learning_rate": 1.0},
+    {"max_iter": 1, "learning_rate": 1.0},
+    {"max_iter": 3, "learning_rate": 1.0, "max_depth": 1},
+    {"max_iter": 2, "learning_rate": 1.0, "max_depth": 1},
+    {"max_iter": 1, "learning_rate": 1.0, "max_leaf_nodes": 3},
+)
+
+
+def below_baseline_params(target: FaultTarget) -> tuple[dict[str, float | int], FaultSize]:
+    """The first smoke-test setting whose candidate falls below the baseline gate's bar (the simple
+    baseline + min_improvement) by MARGIN times the larger of the comparison's noise (noise_z
+    paired-bootstrap standard errors) and min_improvement; the last one if none does."""
+    import copy
+
+    from gates.config import Task, parse_config
+    from gates.evaluation import evaluate
+    from gates.ingest import ingest
+    from gates.metric_noise import paired_noise
+    from gates.split import split_data
+    from gates.training import build_baselines, build_pipeline, fit
+
+    cfg = parse_config(copy.deepcopy(target.config))
+    split = split_data(ingest(cfg, target.run_date).combined(), cfg, target.run_date)
+    y = split.test[cfg.data.target].to_numpy()
+    metric, better = cfg.model.primary_metric, cfg.greater_is_better
+    settings = cfg.gates.baseline
+    noise_z = float(getattr(settings, "noise_z", 0.0))
+    baselines = build_baselines(cfg)
+    name = "simple" if "simple" in baselines else "dummy"
+    reference_metrics, reference_scores = evaluate(fit(baselines[name], split.train, cfg), split.test, cfg)
+    reference = reference_metrics[metric]
+    chosen: tuple[dict, FaultSize] | None = None
+    for params in SMOKE_TEST_PARAMS:
+        raw = copy.deepcopy(target.config)
+        raw.setdefault("model", {})["params"] = {**raw["model"].get("params", {}), **params}
+        trial = parse_config(raw)
+        metrics, scores = evaluate(fit(build_pipeline(trial), split.train, trial), split.test, trial)
+        if cfg.task is Task.CLASSIFICATION and len(np.unique(scores >= 0.5)) < 2:
+            continue
+        value = metrics[metric]
+        gain = value - reference if better else reference - value
+        noise = paired_noise(y, scores, reference_scores, cfg.task, metric)
+        natural = noise_z * noise.se if noise is not None else 0.0
+        size = FaultSize(f"{metric} shortfall below baseline {name!r} + min_improvement",
+                         settings.min_improvement - gain, natural, settings.min_improvement,
+                         f"{', '.join(f'{k}={v}' for k, v in params.items())}: {metric} {value:.4f} vs "
+                         f"{reference:.4f}; natural = {noise_z:g} paired-bootstrap se")
+        chosen = (params, size)
+        if size.margin >= MARGIN:
+            break
+    if chosen is None:
+        raise ValueError("every smoke-test setting predicts a single class on these rows")
+    return chosen

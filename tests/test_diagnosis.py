@@ -129,6 +129,119 @@ def test_a_real_slice_collapse_without_a_parameter_change_stays_a_slice_collapse
     assert not d.hypotheses[0].against
 
 
+def _collapsed_west(west=0.198, others=(0.004, 0.0, 0.008), plans=(0.024, 0.021, 0.0295)):
+    regions = dict(zip(["west", "east", "north", "south"], [west, *others]))
+    table = {f"region={r}": {"rows": rows, "candidate": 0.76 - loss, "champion": 0.76, "regression": loss}
+             for (r, loss), rows in zip(regions.items(), [1160, 1793, 2583, 1859])}
+    table |= {f"plan={p}": {"rows": rows, "candidate": 0.75 - loss, "champion": 0.75, "regression": loss}
+              for p, loss, rows in zip(["standard", "basic", "premium"], plans, [2634, 3676, 1085])}
+    return table
+
+
+def _model_report(slices_table, change, uniform):
+    report = GateReport(results=[
+        _r("drift", Family.DATA, Status.PASS),
+        _r("slices", Family.MODEL, Status.FAIL, summary="slice region=west: roc_auc 0.56 vs champion 0.76",
+           slices=slices_table),
+        _r("baseline", Family.MODEL, Status.FAIL, summary="roc_auc 0.753 vs baseline 'simple' 0.762"),
+        _r("champion", Family.MODEL, Status.FAIL, summary=f"roc_auc change {change}"),
+        _r("weak_segments", Family.MODEL, Status.WARN, Severity.BLOCK, uniform=uniform,
+           overall={"relative_increase": 0.03}),
+    ])
+    report.results[1].threshold.update(metric="roc_auc", max_regression=0.03, min_count=200)
+    report.results[3].measured.update(change=change)
+    return report
+
+
+def test_one_collapsed_slice_explains_the_aggregate_losses_even_with_a_pipeline_change():
+    """slice_collapse: region=west blind (its ROC AUC -0.2), the other regions hold; the loss search
+    calls the drop uniform (a blind slice's log loss grows little) and model.pipeline changed. The
+    slice is the cause; champion and baseline are its symptoms."""
+    report = _model_report(_collapsed_west(), change=-0.0227, uniform=True)
+    changes = [Change(what="param model.pipeline", before=None, after="gates.faults:slice_collapse_pipeline")]
+    d = diagnose(report, changes)
+    top = d.hypotheses[0]
+    assert top.gate == "slices" and "region=west" in top.cause and "symptoms" in top.cause
+    assert {e.split(":")[0] for e in top.explains} == {"champion", "baseline"}
+    assert any("held" in e and "aggregate loss" in e for e in top.evidence)
+    assert any("model.pipeline" in e for e in top.evidence)
+    assert not any("uniform" in a or "not one segment" in a for a in top.against)
+    champion = next(h for h in d.hypotheses if h.gate == "champion")
+    assert "parameters changed" not in champion.cause
+    assert any("one slice explains" in a for a in champion.against)
+    assert "this also explains" in d.root_cause and "champion" in d.root_cause
+
+
+def test_a_slice_failing_in_a_uniform_drop_does_not_count_as_a_collapse():
+    """max_iter lowered: every slice lost ~0.015-0.02 and one region just crossed max_regression.
+    It neither stands out from the slices that held nor explains the aggregate loss: the
+    parameter change stays first."""
+    table = _collapsed_west(west=0.034, others=(0.016, 0.012, 0.02), plans=(0.014, 0.018, 0.022))
+    report = _model_report(table, change=-0.0175, uniform=True)
+    changes = [Change(what="param model.params.max_iter", before="150", after="10")]
+    d = diagnose(report, changes)
+    top = d.hypotheses[0]
+    assert top.gate == "champion" and "parameters changed" in top.cause
+    assert not top.against or not any("one slice explains" in a for a in top.against)
+
+
+def _with_segments(report, segments, dummy=0.5):
+    ws = report.by_name("weak_segments")
+    ws.status = Status.FAIL
+    ws.threshold.update(block_excess=0.5, block_relative_increase=0.5)
+    ws.details["uniform"] = False
+    ws.details["segments"] = [{"segment": name, "features": 2, "support": 400, "excess": excess,
+                               "relative_increase": rel} for name, excess, rel in segments]
+    report.by_name("baseline").measured["dummy_roc_auc"] = dummy
+    return report
+
+
+def test_weak_segments_inside_a_blind_slice_are_parts_of_the_slice_collapse():
+    """slice_collapse on larger data: the search blocks on 'tenure_months < 8 & region=west' and
+    other pieces of the blind slice, which lost ~90% of its skill: the slice explains them."""
+    table = _collapsed_west(west=0.27)
+    for entry in table.values():
+        entry["champion"] = 0.80
+    report = _with_segments(_model_report(table, change=-0.026, uniform=False), [
+        ("tenure_months < 8 & region=west", 0.70, 0.58), ("support_calls >= 2 & region=west", 0.56, 0.46),
+        ("days_since_login >= 6.37 & region=west", 0.55, 0.52)])
+    report.results.insert(1, report.results.pop(4))  # weak_segments (depth 5) ranks before slices
+    d = diagnose(report, [Change(what="param model.pipeline", before=None, after="x")])
+    top = d.hypotheses[0]
+    assert top.gate == "slices" and "collapses" in top.cause
+    assert [e.split(":")[0] for e in top.explains][:1] == ["weak_segments"]
+    assert any("90% of the champion's skill" in e for e in top.evidence)
+    segments = next(h for h in d.hypotheses if h.gate == "weak_segments")
+    assert any("parts of the slice collapse" in a for a in segments.against)
+
+
+def test_a_weak_segment_that_took_part_of_a_slice_stays_first():
+    """weak_segment: region=west & plan=basic broke; region=west lost ~27% of its skill, so the
+    segment is narrower than the slice and explains it (and the aggregate losses)."""
+    table = _collapsed_west(west=0.08)
+    for entry in table.values():
+        entry["champion"] = 0.80
+    report = _with_segments(_model_report(table, change=-0.019, uniform=False), [
+        ("region=west & plan=basic", 0.68, 0.74), ("monthly_charges < 30.54 & region=west", 0.69, 0.78)])
+    report.results.insert(1, report.results.pop(4))
+    d = diagnose(report, [Change(what="param model.pipeline", before=None, after="y")])
+    top = d.hypotheses[0]
+    assert top.gate == "weak_segments"
+    assert {e.split(":")[0] for e in top.explains} >= {"slices", "champion", "baseline"}
+    assert any("narrower than the slice" in e for e in top.evidence)
+    slices = next(h for h in d.hypotheses if h.gate == "slices")
+    assert "part of its skill" in slices.cause
+
+
+def test_a_small_slice_that_cannot_explain_the_aggregate_loss_is_not_its_cause():
+    """A tiny slice collapsed but, weighted by its rows, covers little of a large aggregate loss."""
+    table = _collapsed_west(west=0.2, others=(0.01, 0.012, 0.015))
+    table["region=west"]["rows"] = 250
+    report = _model_report(table, change=-0.06, uniform=True)
+    d = diagnose(report, [Change(what="param model.params.max_iter", before="150", after="10")])
+    assert d.hypotheses[0].gate == "champion" and "parameters changed" in d.hypotheses[0].cause
+
+
 def test_a_champion_that_got_worse_itself_points_at_the_labels():
     """Flipped labels: the champion loses far more against its own evaluation than the candidate
     loses against it, so the data (labels) is the first hypothesis, not a model regression."""
