@@ -151,11 +151,12 @@ def calibrate(cfg: PipelineConfig, pairs: list[tuple[dt.date, dt.date, str]], ev
         if kind == "one step" and stats["label_change"] is not None:
             seasonal.setdefault("__label__", {}).setdefault("change", []).append(
                 [doy, round(stats["label_change"], 6)])
-    features = {f: {s: e for s, vals in per.items() if (e := envelope(vals, quantile, margin))}
-                for f, per in collected.items()}
-    lags = {k: {"features": {f: {s: e for s, vals in per.items() if (e := envelope(vals, quantile, margin))}
-                             for f, per in lag["features"].items()},
-                "label": {"change": envelope(lag["label"], quantile, margin)}}
+    def envelopes(per_feature: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, dict]]:
+        return {f: {s: e for s, vals in per.items() if (e := envelope(vals, quantile, margin))}
+                for f, per in per_feature.items()}
+
+    features = envelopes(collected)
+    lags = {k: {"features": envelopes(lag["features"]), "label": {"change": envelope(lag["label"], quantile, margin)}}
             for k, lag in sorted(by_lag.items(), key=lambda item: int(item[0]))}
     dates = sorted({d for a, b, _ in pairs for d in (a, b)})
     return {

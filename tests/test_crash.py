@@ -12,6 +12,7 @@ interrupted run (SIGINT, SIGTERM) is tagged `interrupted`, has a report and is K
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -154,20 +155,28 @@ def _hold_file_lock(path: Path, ready: threading.Event, release: threading.Event
         release.wait(30)
 
 
-def test_second_promotion_is_refused_when_the_lock_wait_runs_out(make_config):
-    cfg = load_config(make_config(**{"promotion.wait_seconds": 0.5}))
-    path = lock_file(cfg)
+@contextlib.contextmanager
+def _lock_held_elsewhere(path: Path):
+    """Another holder of the promotion's file lock until the block ends (or sets the yielded
+    event). flock locks belong to the open file, so a second open in this process contends like
+    a process."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ready, release = threading.Event(), threading.Event()
-    # flock locks belong to the open file, so a second open in this process contends like a process
     holder = threading.Thread(target=_hold_file_lock, args=(path, ready, release))
     holder.start()
     try:
         assert ready.wait(10)
-        outcome = promote(cfg, "models:/m-unused", "run-x", compared_with=None)
+        yield release
     finally:
         release.set()
         holder.join()
+
+
+def test_second_promotion_is_refused_when_the_lock_wait_runs_out(make_config):
+    cfg = load_config(make_config(**{"promotion.wait_seconds": 0.5}))
+    path = lock_file(cfg)
+    with _lock_held_elsewhere(path):
+        outcome = promote(cfg, "models:/m-unused", "run-x", compared_with=None)
     assert outcome.version is None
     assert "another run is promoting" in outcome.refused and "other-process" in outcome.refused
     assert str(path) in outcome.refused and "0.5 s" in outcome.refused
@@ -178,29 +187,24 @@ def test_a_second_promotion_waits_for_the_file_lock_and_then_holds_it(make_confi
 
     cfg = load_config(make_config(**{"promotion.wait_seconds": 60}))
     path = lock_file(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ready, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold_file_lock, args=(path, ready, release))
-    holder.start()
 
-    def release_once_waiting() -> None:  # the other run lets go once this one says it waits
+    def release_once_waiting(release: threading.Event) -> None:  # the other run lets go once this one waits
         deadline = time.monotonic() + 30
         while not waiting_file(path).exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         release.set()
 
-    releaser = threading.Thread(target=release_once_waiting)
-    try:
-        assert ready.wait(10)
+    with _lock_held_elsewhere(path) as release:
+        releaser = threading.Thread(target=release_once_waiting, args=(release,))
         releaser.start()
-        with promotion_lock(cfg, "run-b") as (lock, waited):
-            assert lock == f"file lock {path}" and 0 < waited < 30
-            assert json.loads(path.read_text())["mlflow_run_id"] == "run-b"  # the holder says who
-            assert not waiting_file(path).exists()
-    finally:
-        release.set()
-        holder.join()
-        releaser.join()
+        try:
+            with promotion_lock(cfg, "run-b") as (lock, waited):
+                assert lock == f"file lock {path}" and 0 < waited < 30
+                assert json.loads(path.read_text())["mlflow_run_id"] == "run-b"  # the holder says who
+                assert not waiting_file(path).exists()
+        finally:
+            release.set()
+            releaser.join()
     with promotion_lock(cfg, "run-c") as (_, waited):  # released: the next one gets it at once
         assert waited == 0.0
 
