@@ -56,7 +56,10 @@ def ingest_step(ctx: RunContext) -> None:
 
 
 def split_step(ctx: RunContext) -> None:
-    ctx.split = split_data(ctx.frame, ctx.cfg, ctx.run_date)
+    # Without after_ingest hooks the frame holds the window's rows as delivered: its row hashes
+    # (already computed by the duplicates gate) serve row_overlap too.
+    hashes = ctx.ingested.row_hashes if ctx.ingested is not None and not ctx.cfg.hooks.after_ingest else None
+    ctx.split = split_data(ctx.frame, ctx.cfg, ctx.run_date, row_hashes=hashes)
 
 
 def train_step(ctx: RunContext) -> None:

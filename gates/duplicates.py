@@ -57,40 +57,77 @@ def learned_share(cfg: Any) -> float | None:
     return float(found) if found is not None else None
 
 
+def _judge_hashes(hashes: np.ndarray, part: np.ndarray, days: list[dt.date], rows_of: Any
+                  ) -> tuple[dict[dt.date, int], dict[dt.date, int], dict[dt.date, pd.DataFrame]]:
+    """Counts and samples from row hashes with each row's partition number (rows in partition
+    order); `rows_of(k, rows)` gives partition k's rows at those positions within it."""
+    codes = pd.factorize(hashes)[0].astype("int64")  # one hash table; then integer keys
+    within = pd.Series(codes * len(days) + part).duplicated().to_numpy()  # same (row, partition)
+    across = ~within & pd.Series(codes).duplicated().to_numpy()  # first seen in an earlier partition
+    inside = np.bincount(part[within], minlength=len(days))
+    earlier = np.bincount(part[across], minlength=len(days))
+    repeated = np.flatnonzero(within | across)
+    starts = np.searchsorted(part, np.arange(len(days)))
+    samples = {}
+    for k in np.unique(part[repeated]):
+        first = repeated[part[repeated] == k][:5]
+        samples[days[k]] = rows_of(k, first - starts[k])
+    return ({days[k]: int(v) for k, v in enumerate(inside) if v},
+            {days[k]: int(v) for k, v in enumerate(earlier) if v}, samples)
+
+
 def duplicate_counts(frames: dict[dt.date, pd.DataFrame], columns: list[str] | None = None
                      ) -> tuple[dict[dt.date, int], dict[dt.date, int], dict[dt.date, pd.DataFrame]]:
     """Per partition: rows repeating a row of the same partition, rows repeating a row of an
-    earlier partition, and the repeated rows themselves (for samples)."""
+    earlier partition, and the repeated rows themselves (for samples). Each partition is hashed
+    on its own columns (used when the partitions' columns or dtypes differ)."""
     days = sorted(d for d, f in frames.items() if len(f))
-    parts = []
+    if not days:
+        return {}, {}, {}
+    hashes, part = [], []
     for k, day in enumerate(days):
         frame = frames[day] if columns is None else frames[day][[c for c in columns if c in frames[day]]]
-        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-        parts.append(pd.DataFrame({"h": hashes, "part": k, "row": np.arange(len(hashes))}))
-    if not parts:
+        hashes.append(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+        part.append(np.full(len(frame), k))
+    return _judge_hashes(np.concatenate(hashes), np.concatenate(part), days,
+                         lambda k, rows: frames[days[k]].iloc[rows])
+
+
+def window_duplicate_counts(ingested: Any, columns: list[str] | None = None
+                            ) -> tuple[dict[dt.date, int], dict[dt.date, int], dict[dt.date, pd.DataFrame]]:
+    """duplicate_counts from the window's row hashes, computed once per run (gates.row_hashes):
+    the partitions are views of one frame with the same columns, so a row's hash is the one its
+    partition alone would give."""
+    window = ingested.row_hashes.frame
+    used = [c for c in (columns if columns is not None else window.columns) if c in window]
+    spans = {d: span for d, span in ingested.partition_positions().items() if span[1] > span[0]}
+    days = sorted(spans)
+    if not days or not used:
         return {}, {}, {}
-    rows = pd.concat(parts, ignore_index=True)
-    within = rows.duplicated(["h", "part"])
-    across = ~within & rows.duplicated("h")  # first seen in an earlier partition
-    inside = rows[within].groupby("part").size()
-    earlier = rows[across].groupby("part").size()
-    repeated = rows[within | across]
-    samples = {days[k]: frames[days[k]].iloc[g["row"].to_numpy()[:5]] for k, g in repeated.groupby("part")}
-    return ({days[k]: int(v) for k, v in inside.items()}, {days[k]: int(v) for k, v in earlier.items()},
-            samples)
+    positions = np.concatenate([np.arange(*spans[d]) for d in days])
+    part = np.concatenate([np.full(spans[d][1] - spans[d][0], k) for k, d in enumerate(days)])
+    hashes = ingested.row_hashes.rows(used, positions)
+    return _judge_hashes(hashes, part, days,
+                         lambda k, rows: window.iloc[spans[days[k]][0] + rows].reset_index(drop=True))
 
 
 def check_duplicates(ingested: Any, cfg: Any, settings: DuplicatesGate) -> GateResult:
     """Share of exact duplicate rows per partition (inside it, or repeating an earlier one)."""
-    frames = {d: ingested.partition_frame(d) for d in ingested.expected if ingested.frames.get(d)}
-    inside, earlier, samples = duplicate_counts(frames, settings.columns)
+    ingested.combined()  # one window frame: its partitions become views of it when they can
+    if ingested.views:
+        inside, earlier, samples = window_duplicate_counts(ingested, settings.columns)
+    else:
+        inside, earlier, samples = duplicate_counts(
+            {d: ingested.partition_frame(d) for d in ingested.expected if ingested.frames.get(d)},
+            settings.columns)
+    lengths = {d: ingested.rows(d) for d in ingested.expected if ingested.frames.get(d)}
     learned = learned_share(cfg) if settings.learn_from_calibration else None
     limit = max(settings.max_share, learned) if learned is not None else settings.max_share
     keys = [c for c in (cfg.data.entity_id, cfg.data.timestamp) if c]
     failures, per_partition = [], {}
     for day in sorted(set(inside) | set(earlier)):
         count = inside.get(day, 0) + earlier.get(day, 0)
-        share = count / len(frames[day])
+        share = count / lengths[day]
         per_partition[day.isoformat()] = {"inside": inside.get(day, 0), "earlier": earlier.get(day, 0),
                                           "share": round(share, 6)}
         if share > limit and count >= settings.min_count:
@@ -101,7 +138,7 @@ def check_duplicates(ingested: Any, cfg: Any, settings: DuplicatesGate) -> GateR
                             f"({share:.2%} > {limit:.2%}; {inside.get(day, 0)} inside it, "
                             f"{earlier.get(day, 0)} repeating an earlier partition)"
                             + (f", e.g. {shown}" if shown else ""))
-    total = sum(len(f) for f in frames.values())
+    total = sum(lengths.values())
     duplicated = sum(inside.values()) + sum(earlier.values())
     return judge(
         "duplicates", Family.DATA, failures=failures,

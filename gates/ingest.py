@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from gates.config import Cadence, DataFormat, PipelineConfig, Task
+from gates.row_hashes import RowHashes
 
 
 class UnreadableFile(ValueError):
@@ -32,7 +34,12 @@ class UnreadableFile(ValueError):
 
 @dataclass
 class Ingested:
-    """What the run found on disk for its window, and what it could read."""
+    """What the run found on disk for its window, and what it could read.
+
+    The window's rows are held once: `window` (partitions in date order, files in name order)
+    and, per partition, `frames` as copy-on-write views of it, each equal to its file as read
+    (same dtypes and values), so the partition gates still judge each file as delivered.
+    """
 
     run_date: dt.date
     expected: list[dt.date]
@@ -43,6 +50,9 @@ class Ingested:
     all_dirs: dict[dt.date, list[Path]] = field(default_factory=dict)
     bad_entries: dict[Path, str] = field(default_factory=dict)  # partition-like names that are not
     ignored: dict[dt.date, list[str]] = field(default_factory=dict)  # other files in a partition
+    window: pd.DataFrame | None = field(default=None, repr=False)
+    views: bool = False  # every frame in `frames` is a view of `window` (same columns and dtypes)
+    _row_hashes: RowHashes | None = field(default=None, repr=False)
 
     def rows(self, day: dt.date) -> int:
         return sum(len(f) for f in self.frames.get(day, []))
@@ -54,10 +64,42 @@ class Ingested:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     def combined(self) -> pd.DataFrame:
-        parts = [f for day in self.expected for f in self.frames.get(day, [])]
-        if not parts:
-            return pd.DataFrame()
-        return pd.concat(parts, ignore_index=True)
+        """The window's rows as one frame, built once; the per-file frames become views of it
+        when they share columns and dtypes (a concat then changes nothing in them).
+
+        Each call returns a shallow copy: copy-on-write shares the data, and an after_ingest
+        hook assigning to the run's frame cannot change the window as delivered."""
+        return self._window().copy(deep=False)
+
+    def _window(self) -> pd.DataFrame:
+        if self.window is None:
+            parts = [f for day in self.expected for f in self.frames.get(day, [])]
+            self.window = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            if parts and _uniform_frames(parts):
+                self.frames = _views(self.window, {d: self.frames[d] for d in self.expected
+                                                   if d in self.frames}, self.frames)
+                self.views = True
+        return self.window
+
+    @property
+    def row_hashes(self) -> RowHashes:
+        """Hashes of the window's rows as delivered, computed on first use and shared
+        by the duplicates gate and (through the split) row_overlap."""
+        window = self._window()
+        if self._row_hashes is None or self._row_hashes.frame is not window:
+            self._row_hashes = RowHashes(window)
+        return self._row_hashes
+
+    def partition_positions(self) -> dict[dt.date, tuple[int, int]]:
+        """Per partition read, its rows' [start, stop) in `window` (partitions in date order)."""
+        self._window()
+        out, start = {}, 0
+        for day in self.expected:
+            n = self.rows(day)
+            if self.frames.get(day):
+                out[day] = (start, start + n)
+            start += n
+        return out
 
     def fingerprint(self) -> dict[str, object]:
         """Partitions, row counts and a content hash: enough to tell two runs' data apart."""
@@ -140,6 +182,11 @@ def read_file(path: Path, fmt: DataFormat) -> pd.DataFrame:
 
 def parse_bytes(raw: bytes, fmt: DataFormat) -> pd.DataFrame:
     """Parse one data file strictly; raises UnreadableFile (or Arrow's error) saying why."""
+    return parse_table(raw, fmt).to_pandas()
+
+
+def parse_table(raw: bytes, fmt: DataFormat) -> pa.Table:
+    """One data file as an Arrow table, strictly (see parse_bytes)."""
     if not raw:
         raise UnreadableFile("empty file (0 bytes)")
     if fmt is DataFormat.PARQUET:
@@ -164,7 +211,70 @@ def parse_bytes(raw: bytes, fmt: DataFormat) -> pd.DataFrame:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UnreadableFile(f"duplicated column names {dupes}")
-    return table.to_pandas()
+    return table
+
+
+def _uniform_frames(parts: list[pd.DataFrame]) -> bool:
+    """Same columns, same dtypes, default index: concatenating them changes no value or dtype."""
+    first = parts[0]
+    return all(isinstance(p.index, pd.RangeIndex) and p.index.start == 0 and p.index.step == 1
+               and list(p.columns) == list(first.columns) and p.dtypes.equals(first.dtypes)
+               for p in parts)
+
+
+def _views(window: pd.DataFrame, in_window: dict[dt.date, list[pd.DataFrame]],
+           every: dict[dt.date, list[pd.DataFrame]]) -> dict[dt.date, list[pd.DataFrame]]:
+    """Per file, the slice of `window` holding its rows (in the order they were concatenated)."""
+    out, start = dict(every), 0
+    for day, parts in in_window.items():
+        views = []
+        for part in parts:
+            views.append(window.iloc[start:start + len(part)].reset_index(drop=True))
+            start += len(part)
+        out[day] = views
+    return out
+
+
+def _pandas_meta(table: pa.Table) -> dict | None:
+    raw = (table.schema.metadata or {}).get(b"pandas")
+    return json.loads(raw) if raw else None
+
+
+def _one_table(tables: list[pa.Table], target: str, task: Task) -> bool:
+    """Whether the files' tables can be concatenated in Arrow and converted once, giving every
+    file exactly the frame it gives alone: one schema, no categorical (dictionary) columns, no
+    integer or boolean column with a null (pandas would make it float in that file only), a
+    label that needs no normalising, and no stored index."""
+    first = tables[0]
+    meta = _pandas_meta(first)
+    for table in tables:
+        if not table.schema.equals(first.schema, check_metadata=False):
+            return False
+        other = _pandas_meta(table)
+        if (meta is None) != (other is None):
+            return False
+        if other is not None and (other.get("columns") != meta.get("columns") or any(
+                not isinstance(i, dict) or i.get("kind") != "range" for i in other.get("index_columns", []))):
+            return False
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            kind = column.type
+            if pa.types.is_dictionary(kind):
+                return False
+            if (pa.types.is_integer(kind) or pa.types.is_boolean(kind)) and column.null_count:
+                return False
+            if task is Task.CLASSIFICATION and name == target and not pa.types.is_integer(kind):
+                return False
+    return True
+
+
+def _window_from_tables(tables: list[pa.Table]) -> pd.DataFrame:
+    """One conversion of the concatenated tables, releasing Arrow's buffers column by column
+    (self_destruct), so the window is never held twice."""
+    table = pa.concat_tables(tables)
+    tables.clear()
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    return frame
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -218,22 +328,47 @@ def ingest(cfg: PipelineConfig, run_date: dt.date, workers: int | None = None) -
                       bad_entries=bad, ignored={d: v for d, v in ignored.items() if d in in_window})
     jobs = [(day, path) for day, paths in in_window.items() for path in paths]
 
-    def load(job: tuple[dt.date, Path]) -> tuple[dt.date, Path, pd.DataFrame | None, str | None, str]:
+    def load(job: tuple[dt.date, Path]) -> tuple[dt.date, Path, pa.Table | None, str | None, str]:
         day, path = job
         try:
             raw = path.read_bytes()  # one read: hashed, then parsed from memory
-            frame = normalise_labels(parse_bytes(raw, data.format), data.target, cfg.task)
-            return day, path, frame, None, hashlib.sha256(raw).hexdigest()
+            return day, path, parse_table(raw, data.format), None, hashlib.sha256(raw).hexdigest()
         except UnreadableFile as exc:
             return day, path, None, str(exc), ""
         except Exception as exc:  # noqa: BLE001 - recorded and reported by the partition gate
             return day, path, None, f"{type(exc).__name__}: {_short(str(exc))}", ""
 
+    read: dict[dt.date, list[pa.Table]] = {}
     with ThreadPoolExecutor(max_workers=workers or cfg.gates.partitions.workers) as pool:
-        for day, path, frame, error, sha in pool.map(load, jobs):
+        for day, path, table, error, sha in pool.map(load, jobs):
             if error is not None:
                 result.errors[path] = error
                 continue
             result.hashes[path] = sha
-            result.frames.setdefault(day, []).append(frame)
+            read.setdefault(day, []).append(table)
+    _to_frames(result, read, data.target, cfg.task)
     return result
+
+
+def _to_frames(result: Ingested, read: dict[dt.date, list[pa.Table]], target: str, task: Task) -> None:
+    """The tables read as one window frame with per-file views; when the files differ (schema,
+    nullable integers, a label to normalise), each file is converted and normalised on its own,
+    exactly as delivered, and the window is their concat."""
+    days = [d for d in result.expected if d in read]
+    tables = [t for d in days for t in read[d]]
+    if tables and _one_table(tables, target, task):
+        lengths = {d: [t.num_rows for t in read[d]] for d in days}
+        read.clear()
+        result.window = _window_from_tables(tables)
+        start = 0
+        for day in days:
+            views = []
+            for n in lengths[day]:
+                views.append(result.window.iloc[start:start + n].reset_index(drop=True))
+                start += n
+            result.frames[day] = views
+        result.views = True
+        return
+    for day in days:
+        result.frames[day] = [normalise_labels(t.to_pandas(), target, task) for t in read.pop(day)]
+    result._window()

@@ -108,8 +108,13 @@ def check_row_overlap(split: Split, cfg: PipelineConfig, settings: RowOverlapGat
     test entities that are also in train: either lets the model memorise the answer."""
     ignore = settings.ignore_columns if settings.ignore_columns is not None else [cfg.data.timestamp]
     columns = [c for c in split.test.columns if c not in ignore and c in split.train.columns]
-    test_h = _row_hashes(split.test, columns)
-    shared = np.isin(test_h, _row_hashes(split.train, columns))
+    hashes = split.row_hashes  # the split frame's, computed once per run (shared with duplicates)
+    if hashes is not None and split.train_positions is not None and split.test_positions is not None:
+        test_h = hashes.rows(columns, split.test_positions)
+        train_h = hashes.rows(columns, split.train_positions)
+    else:
+        test_h, train_h = _row_hashes(split.test, columns), _row_hashes(split.train, columns)
+    shared = pd.Series(test_h).isin(train_h).to_numpy()  # a hash table: no sort of either side
     count = int(shared.sum())
     share = count / len(test_h) if len(test_h) else 0.0
     failures, measured = [], {"shared_rows": count, "shared_row_share": share, "test_rows": len(test_h)}

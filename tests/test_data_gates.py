@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -211,3 +212,44 @@ def test_suite_init_infers_a_suite_the_clean_data_passes(tmp_path, clean_data):
     cfg = load_config(tmp_path / "p.yaml")
     result = check_contract(ingest(cfg, RUN_DATE), cfg, cfg.gates.contract)
     assert result.status is Status.PASS, result.evidence
+
+
+def test_ingest_holds_the_window_once_with_each_file_a_view_of_it(broken):
+    """Issue 13.6: one frame for the window; a partition's frame is a view of it, equal to its
+    file read alone; the run's frame is a shallow copy a hook cannot write through."""
+    from gates.ingest import read_file
+
+    cfg, ingested, _ = broken()
+    window = ingested.window
+    assert ingested.views and len(window) == sum(ingested.rows(d) for d in ingested.expected)
+    for day in ingested.expected[:3]:
+        (part,) = ingested.frames[day]
+        assert np.shares_memory(part["monthly_charges"].to_numpy(), window["monthly_charges"].to_numpy())
+        pd.testing.assert_frame_equal(part, read_file(ingested.files[day][0], cfg.data.format))
+    frame = ingested.combined()
+    assert frame is not window and frame.equals(window)
+    frame["monthly_charges"] = 0.0  # what an after_ingest hook may do
+    assert window["monthly_charges"].ne(0.0).any()
+    assert ingested.frames[ingested.expected[0]][0]["monthly_charges"].ne(0.0).any()
+
+
+def test_files_that_differ_in_dtype_are_each_kept_as_read(broken):
+    """A file whose integer column has a null (float in pandas) is not cast with the others: the
+    contract judges every partition as delivered."""
+    from gates.ingest import read_file
+
+    cfg, _, target = broken()
+    day = RUN_DATE - dt.timedelta(days=3)
+    (path,) = sorted((target.data_path / f"date={day.isoformat()}").glob("*.parquet"))
+    frame = pd.read_parquet(path)
+    integer = next(c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])
+                   and c != cfg.data.target)
+    frame[integer] = frame[integer].astype("float64")
+    frame.loc[0, integer] = float("nan")
+    frame.to_parquet(path, index=False)
+    ingested = ingest(cfg, RUN_DATE)
+    assert not ingested.views
+    assert ingested.frames[day][0][integer].dtype == "float64"
+    other = ingested.frames[ingested.expected[0]][0]
+    pd.testing.assert_frame_equal(other, read_file(ingested.files[ingested.expected[0]][0], cfg.data.format))
+    assert pd.api.types.is_integer_dtype(other[integer])

@@ -68,3 +68,30 @@ def test_a_learned_natural_share_from_the_calibration_file_raises_the_bar(cfg, f
     cfg.expectations = suite
     result = check_duplicates(_ingested(frames), cfg, DuplicatesGate())
     assert result.status == "pass" and result.threshold["source"] == "calibration"
+
+
+def test_rows_are_hashed_once_for_the_window_and_each_file_stays_as_read(cfg, frames):
+    """Issue 13.4: the gate hashes the window's columns once (gates.row_hashes), and its counts
+    are those of hashing every partition on its own."""
+    from gates.duplicates import duplicate_counts
+
+    day = DAYS[3]
+    frames[day] = pd.concat([frames[day], frames[DAYS[0]].head(30), frames[day].head(7)], ignore_index=True)
+    ingested = _ingested(frames)
+    result = check_duplicates(ingested, cfg, DuplicatesGate())
+    assert ingested.views and ingested.row_hashes.columns_hashed == len(ingested.window.columns)
+    inside, earlier, _ = duplicate_counts(frames)
+    assert result.details["partitions"][day.isoformat()] == {
+        "inside": inside[day], "earlier": earlier[day], "share": round(37 / len(frames[day]), 6)}
+    assert (inside[day], earlier[day]) == (7, 30)
+    pd.testing.assert_frame_equal(ingested.frames[day][0], frames[day])
+
+
+def test_partitions_with_different_dtypes_are_hashed_each_on_its_own(cfg, frames):
+    day = DAYS[2]
+    frames[day] = pd.concat([frames[day], frames[day].head(20)], ignore_index=True)
+    frames[DAYS[0]] = frames[DAYS[0]].astype({"support_calls": "float64"})  # another file's dtype
+    ingested = _ingested(frames)
+    result = check_duplicates(ingested, cfg, DuplicatesGate())
+    assert not ingested.views and result.blocks
+    assert result.details["partitions"][day.isoformat()]["inside"] == 20

@@ -206,3 +206,84 @@ def test_regression_target_leakage_uses_r2_and_honours_the_allow_list(clean_data
     assert blocked.status is Status.FAIL
     assert blocked.evidence == [f"feature 'plan' alone reaches r2 {blocked.measured['r2.plan']:.4f} "
                                 f">= 0.9 on {len(split.test)} test rows"]
+
+
+def test_preprocessing_fit_refits_on_the_training_rows_only_and_explains_a_window_fit(tmp_path):
+    """Issue 13.4: only the training rows go through the steps; a mismatch alone sends the
+    window's rows through, to say the step was fitted before the split."""
+    import datetime as dt
+
+    import numpy as np
+
+    from gates.demo_data import generate_day
+    from gates.preprocessing_fit import PreprocessingFitGate, check_preprocessing_fit, walk
+    from gates.split import Split
+    from gates.training import build_pipeline
+
+    cfg = parse_config(demo_config(tmp_path, tmp_path / "data"))
+    frame = pd.concat([generate_day(dt.date(2026, 5, 1) + dt.timedelta(days=k), rows_per_day=300, seed=3)
+                       for k in range(4)], ignore_index=True)
+    frame.loc[::11, "monthly_charges"] = np.nan
+    features, target = cfg.data.features.all, cfg.data.target
+    train, test = np.arange(900), np.arange(900, len(frame))
+    split = Split(frame.iloc[train], frame.iloc[test], "time", train_positions=train, test_positions=test)
+
+    on_train = build_pipeline(cfg).fit(frame.loc[train, features], frame.loc[train, target])
+    steps = list(walk(on_train, frame[features].iloc[train], features, ""))
+    counted = [s for s in steps if s.path.startswith("preprocess/numeric")]  # means, medians
+    assert counted and all(len(s.train_input) == len(train) for s in counted)
+    # An encoder's categories (and a constant imputer's value) need each distinct row once.
+    assert all(len(s.train_input) < 100 for s in steps if s not in counted)
+    assert all(len(s.reach(frame[features])) == len(frame) for s in steps)
+    passed = check_preprocessing_fit(on_train, frame, split, cfg, PreprocessingFitGate())
+    assert passed.status is Status.PASS and passed.measured["statistics_compared"] > 10
+
+    on_window = build_pipeline(cfg).fit(frame[features], frame[target])  # fitted before the split
+    failed = check_preprocessing_fit(on_window, frame, split, cfg, PreprocessingFitGate())
+    assert failed.blocks and failed.measured["statistics_not_from_train"] > 0
+    assert all("matches the whole window (fitted before the split)" in line for line in failed.evidence)
+
+
+def test_row_overlap_reuses_the_window_hashes_of_the_duplicates_gate(clean_ctx):
+    """Issue 13.4: with the ingested window's row hashes given to the split, row_overlap starts
+    from the whole-row hashes the duplicates gate computed, and judges as hashing its own rows."""
+    from dataclasses import replace
+
+    from gates.duplicates import check_duplicates
+
+    ingested = clean_ctx.ingested
+    check_duplicates(ingested, clean_ctx.cfg, clean_ctx.cfg.gates.duplicates)
+    hashed = ingested.row_hashes.columns_hashed
+    split = split_data(clean_ctx.frame, clean_ctx.cfg, RUN_DATE, row_hashes=ingested.row_hashes)
+    shared = leakage_gates.check_row_overlap(split, clean_ctx.cfg, clean_ctx.cfg.gates.row_overlap)
+    assert ingested.row_hashes.columns_hashed <= hashed + 1  # at most the timestamp's term, taken away
+    alone = leakage_gates.check_row_overlap(replace(split, row_hashes=None), clean_ctx.cfg,
+                                            clean_ctx.cfg.gates.row_overlap)
+    assert shared.status is alone.status is Status.PASS
+    assert shared.measured == alone.measured
+
+
+@pytest.mark.parametrize("step", ["median", "mean", "scale", "onehot"])
+def test_preprocessing_fit_statistics_equal_scikit_learns_own_fit(step):
+    """The vectorised refits (numpy reductions, distinct rows) give what a clone's fit gives."""
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from gates.preprocessing_fit import LEARNED, _per_column, refit_statistics
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"a": rng.normal(3, 2, 5001), "b": rng.integers(0, 40, 5001).astype("int64")})
+    X.loc[::7, "a"] = np.nan
+    if step == "onehot":
+        X = pd.DataFrame({"c": rng.choice(["x", "y", "z"], 5001), "d": rng.choice([True, False], 5001)})
+    est = {"median": SimpleImputer(strategy="median"), "mean": SimpleImputer(strategy="mean"),
+           "scale": StandardScaler(), "onehot": OneHotEncoder(handle_unknown="ignore")}[step]
+    mine, theirs = refit_statistics(est, X), clone(est).fit(X)
+    for attr in LEARNED[type(est)]:
+        for a, b in zip(mine[attr], _per_column(theirs, attr), strict=True):
+            if isinstance(b, np.ndarray):
+                assert list(a) == list(b)
+            else:
+                assert np.isclose(a, b, rtol=1e-12), (attr, a, b)

@@ -55,3 +55,39 @@ def test_entity_aware_without_entity_column_names_the_field(frame_and_config):
     frame, cfg = frame_and_config(**{"split.entity_aware": True, "data.entity_id": None})
     with pytest.raises(ValueError, match="data.entity_id"):
         split_data(frame, cfg, RUN_DATE)
+
+
+def test_a_contiguous_time_split_shares_the_frames_rows_instead_of_copying(frame_and_config):
+    """Issue 13.6: the default time split of a window in date order is two slices of it."""
+    frame, cfg = frame_and_config()
+    split = split_data(frame, cfg, RUN_DATE)
+    assert np.shares_memory(split.train["tenure_months"].to_numpy(), frame["tenure_months"].to_numpy())
+    assert np.shares_memory(split.test["tenure_months"].to_numpy(), frame["tenure_months"].to_numpy())
+    pd.testing.assert_frame_equal(frame.iloc[split.test_positions].reset_index(drop=True), split.test)
+    split.train.loc[0, "tenure_months"] = -1  # copy-on-write: the frame keeps its value
+    assert frame.loc[split.train_positions[0], "tenure_months"] != -1.0
+
+
+def test_row_hashes_tell_equal_rows_and_are_reused_when_given(frame_and_config):
+    from gates.row_hashes import RowHashes
+
+    frame, cfg = frame_and_config()
+    columns = [c for c in frame.columns if c != "event_time"]
+    hashes = RowHashes(frame)
+    everything = hashes.rows(list(frame.columns))
+    without_time = hashes.rows(columns)
+    assert hashes.columns_hashed == len(frame.columns) + 1  # the second set: one term taken away
+    assert not np.array_equal(everything, without_time)
+    # Equal rows, equal hashes; the same duplicates as pandas finds on the columns themselves.
+    doubled = pd.concat([frame.head(500), frame.head(50).assign(event_time=frame["event_time"].max())],
+                        ignore_index=True)
+    twice = RowHashes(doubled)
+    np.testing.assert_array_equal(pd.Series(twice.rows(columns)).duplicated().to_numpy(),
+                                  doubled.duplicated(columns).to_numpy())
+    assert not pd.Series(twice.rows(list(doubled.columns))).duplicated().any()
+    split = split_data(frame, cfg, RUN_DATE, row_hashes=hashes)
+    assert split.row_hashes is hashes
+    np.testing.assert_array_equal(split.row_hashes.rows(columns, split.test_positions),
+                                  without_time[split.test_positions])
+    fresh = split_data(frame.iloc[:-1], cfg, RUN_DATE, row_hashes=hashes)  # other rows: not reused
+    assert fresh.row_hashes is not hashes and fresh.row_hashes.frame is not hashes.frame
