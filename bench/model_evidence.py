@@ -69,6 +69,7 @@ def run(work: Path, rows_per_day: int = ROWS_PER_DAY) -> list[dict]:
     row = {"section": "model_evidence", "case": f"{len(frame):,} rows ({len(split.test):,} test rows)",
            "rows": len(frame), "seconds": round(evidence, 3), "run_seconds": round(run_part, 3),
            "share_of_run": round(evidence / (evidence + run_part), 3),
+           "within_issue_14_bar": "yes (<= 0.10)" if evidence / (evidence + run_part) <= 0.10 else "no (> 0.10)",
            "segment_sample_rows": ev.segments.sample_rows, "reliance_sample_rows": ev.reliance_rows,
            "verdicts": ",".join(f"{k}={v}" for k, v in verdicts.items())}
     row.update({f"s.{k}": v for k, v in stages.items()})

@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-SECTIONS = ["flow", "data_gates", "leakage_gates", "scale", "model_evidence"]
+SECTIONS = ["fixed_cost", "flow", "data_gates", "leakage_gates", "scale", "model_evidence", "peers"]
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -36,7 +36,9 @@ def main(argv: list[str]) -> None:
             rows.extend(section_rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"when": dt.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "machine": platform.machine()}
+            "python": platform.python_version(), "machine": platform.machine(),
+            # `uptime`'s load average at the end: other workers share the machine
+            "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg())}
     stamp = "-".join(chosen) if argv else "all"
     out = RESULTS / f"bench-{stamp}.json"
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
@@ -54,7 +56,8 @@ def _fmt(v) -> str:
 
 
 def _markdown(meta: dict, rows: list[dict]) -> str:
-    lines = [f"# Benchmarks ({meta['when']}, {meta['cpus']} CPUs, Python {meta['python']})", ""]
+    lines = [f"# Benchmarks ({meta['when']}, {meta['cpus']} CPUs, Python {meta['python']}, "
+             f"load average {meta.get('load_average', '?')})", ""]
     for section in dict.fromkeys(r["section"] for r in rows):
         sub = [r for r in rows if r["section"] == section]
         keys = list(dict.fromkeys(k for r in sub for k in r if k != "section"))
