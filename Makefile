@@ -39,7 +39,7 @@ run: install
 	$(BIN)/gates run --config $(CONFIG)
 
 test: install system-deps
-	$(BIN)/pytest -n 2 --dist loadgroup -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q --durations=25
 
 # PostgreSQL and Chromium from Debian's packages, for the server and browser tests (root only).
 system-deps:

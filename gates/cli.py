@@ -115,23 +115,24 @@ def run(
     cfg = _load(config)
     day = _date(run_date, "--run-date")
     _preflight(cfg, config, day or dt.date.today())  # before the Prefect API starts
-    from flows.retrain import RunSummary, retrain
-    from flows.runners import with_runner
-    from gates.console_run import LiveStages
-    from gates.progress import listening
-
-    from gates.ephemeral import start_ephemeral_api
-
     from gates import tracking
+    from gates.ephemeral import import_while_starting_api
     from gates.errors import InfrastructureError
     from gates.interrupts import interruption_types, signal_name
     from gates.safety import plain
 
-    flow = with_runner(retrain, cfg, dask_address)
     state = None
     try:
         tracking.check_reachable(cfg)  # seconds, before Prefect starts; the flow checks again
-        start_ephemeral_api()  # no PREFECT_API_URL: a local API that dies with this process
+        # no PREFECT_API_URL: a local API that dies with this process, booting while the flow's
+        # libraries (Prefect, MLflow, GE, scikit-learn) import here
+        import_while_starting_api(["flows.retrain", "flows.runners", "gates.console_run", "gates.progress"])
+        from flows.retrain import RunSummary, retrain
+        from flows.runners import with_runner
+        from gates.console_run import LiveStages
+        from gates.progress import listening
+
+        flow = with_runner(retrain, cfg, dask_address)
         with LiveStages(err) as live, listening(live):
             state = flow(str(config), day.isoformat() if day else None, return_state=True)
         summary = state.result(raise_on_failure=False)
@@ -330,7 +331,8 @@ def scenarios(
         results.append(res)
         table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", _short(res.top_cause),
                       escape("\n".join(x for x in (res.size, res.margin[:160]) if x)),
-                      f"{res.seconds:.1f}", "[green]yes[/]" if res.ok else "[red]NO[/]")
+                      f"{res.seconds:.1f}",
+                      "[green]yes[/]" if res.ok and res.applicable else "n/a" if res.ok else "[red]NO[/]")
     if clean:
         from gates.demo_data import write_demo_data
 
@@ -347,7 +349,10 @@ def scenarios(
     if json_out:
         json_out.write_text(json.dumps([as_row(r) for r in results], indent=2))
     bad = [r.fault for r in results if not r.ok]
-    console.print(f"{len(results) - len(bad)}/{len(results)} as expected" + (f"; not: {bad}" if bad else ""))
+    skipped = [r.fault for r in results if not r.applicable]
+    console.print(f"{len(results) - len(bad) - len(skipped)}/{len(results) - len(skipped)} as expected"
+                  + (f"; not: {bad}" if bad else "")
+                  + (f"; not applicable to this pipeline: {skipped}" if skipped else ""))
     raise typer.Exit(1 if bad else 0)
 
 
