@@ -166,25 +166,52 @@ SMOKE_TEST_PARAMS: tuple[dict[str, float | int], ...] = (
     {"max_iter": 3, "learning_rate": 1.0, "max_depth": 1},
     {"max_iter": 2, "learning_rate": 1.0, "max_depth": 1},
     {"max_iter": 1, "learning_rate": 1.0, "max_leaf_nodes": 3},
+    {"max_iter": 1, "learning_rate": 1.0, "max_leaf_nodes": 2},  # one stump: births' strong baseline
 )
+
+
+def _run_split(target: FaultTarget):
+    """The config, split and test labels the run will see (same data, run date and seed)."""
+    import copy
+
+    from gates.config import parse_config
+    from gates.ingest import ingest
+    from gates.split import split_data
+
+    cfg = parse_config(copy.deepcopy(target.config))
+    split = split_data(ingest(cfg, target.run_date).combined(), cfg, target.run_date)
+    return cfg, split, split.test[cfg.data.target].to_numpy()
+
+
+def _fit_with(target: FaultTarget, split, params: dict[str, float | int]):
+    """Metrics and test scores of the candidate fitted with `params` over the config's own."""
+    import copy
+
+    from gates.config import parse_config
+    from gates.evaluation import evaluate
+    from gates.training import build_pipeline, fit
+
+    raw = copy.deepcopy(target.config)
+    raw.setdefault("model", {})["params"] = {**raw["model"].get("params", {}), **params}
+    trial = parse_config(raw)
+    return evaluate(fit(build_pipeline(trial), split.train, trial), split.test, trial)
+
+
+def _one_class(cfg, scores: np.ndarray) -> bool:
+    from gates.config import Task
+
+    return cfg.task is Task.CLASSIFICATION and len(np.unique(scores >= 0.5)) < 2
 
 
 def below_baseline_params(target: FaultTarget) -> tuple[dict[str, float | int], FaultSize]:
     """The first smoke-test setting whose candidate falls below the baseline gate's bar (the simple
     baseline + min_improvement) by MARGIN times the larger of the comparison's noise (noise_z
     paired-bootstrap standard errors) and min_improvement; the last one if none does."""
-    import copy
-
-    from gates.config import Task, parse_config
     from gates.evaluation import evaluate
-    from gates.ingest import ingest
     from gates.metric_noise import paired_noise
-    from gates.split import split_data
-    from gates.training import build_baselines, build_pipeline, fit
+    from gates.training import build_baselines, fit
 
-    cfg = parse_config(copy.deepcopy(target.config))
-    split = split_data(ingest(cfg, target.run_date).combined(), cfg, target.run_date)
-    y = split.test[cfg.data.target].to_numpy()
+    cfg, split, y = _run_split(target)
     metric, better = cfg.model.primary_metric, cfg.greater_is_better
     settings = cfg.gates.baseline
     noise_z = float(getattr(settings, "noise_z", 0.0))
@@ -194,11 +221,8 @@ def below_baseline_params(target: FaultTarget) -> tuple[dict[str, float | int], 
     reference = reference_metrics[metric]
     chosen: tuple[dict, FaultSize] | None = None
     for params in SMOKE_TEST_PARAMS:
-        raw = copy.deepcopy(target.config)
-        raw.setdefault("model", {})["params"] = {**raw["model"].get("params", {}), **params}
-        trial = parse_config(raw)
-        metrics, scores = evaluate(fit(build_pipeline(trial), split.train, trial), split.test, trial)
-        if cfg.task is Task.CLASSIFICATION and len(np.unique(scores >= 0.5)) < 2:
+        metrics, scores = _fit_with(target, split, params)
+        if _one_class(cfg, scores):
             continue
         value = metrics[metric]
         gain = value - reference if better else reference - value
@@ -214,3 +238,119 @@ def below_baseline_params(target: FaultTarget) -> tuple[dict[str, float | int], 
     if chosen is None:
         raise ValueError("every smoke-test setting predicts a single class on these rows")
     return chosen
+
+
+# Debugging settings left in the config, weakest breakage first: fewer boosting iterations, a
+# faster rate over fewer, smaller trees, then coarse histograms left from a speed test (max_bins).
+# Measured on the demo (summer and winter 2026): max_iter=10 and the second setting stay below 2x
+# the champion gate's bar, max_bins=4 about 2x, max_bins=2 3.3-4.2x; max_iter <= 5 at the
+# configured learning rate predicts no positive at all (class_never_predicted owns that).
+DEBUG_PARAMS: tuple[dict[str, float | int], ...] = (
+    {"max_iter": 10},
+    {"max_iter": 5, "learning_rate": 0.5, "max_leaf_nodes": 3},
+    {"max_bins": 4},
+    {"max_bins": 3},
+    {"max_bins": 2},
+)
+
+
+def _champion_scores(target: FaultTarget, cfg, test: pd.DataFrame) -> tuple[dict, np.ndarray, str] | None:
+    """The registered champion's metrics and scores on the run's test rows, loaded only from a copy
+    verified against its promotion checksums (as the run loads it); None when there is none."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from gates import tracking
+    from gates.evaluation import evaluate
+    from gates.model_integrity import load_verified
+
+    champion = tracking.champion(cfg)
+    if champion is None:
+        return None
+    uri = tracking.tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)  # models:/ URIs resolve through the global registry URI
+    mlflow.set_registry_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="gates-fault-champion-") as folder:
+        model = load_verified(cfg, champion.version, Path(folder))
+    metrics, scores = evaluate(model, test, cfg)
+    return metrics, scores, f"champion v{champion.version}"
+
+
+def regressed_params(target: FaultTarget) -> tuple[dict[str, float | int], FaultSize]:
+    """The first debugging setting whose loss against the champion, on the run's test rows, reaches
+    MARGIN times the champion gate's bar (max_regression + noise_z paired-bootstrap standard
+    errors) while it still predicts both classes; the strongest two-class one if none does.
+
+    The champion is the registered one when there is one (the scenarios promote it first);
+    otherwise a clean candidate of the same config stands in, and the size says so. A setting
+    that also falls below the baseline gate's bar is stated: the champion stays the named cause
+    only through the diagnosis (a parameter change with a uniform drop), see the README."""
+    from gates.metric_noise import paired_noise
+
+    cfg, split, y = _run_split(target)
+    metric, better = cfg.model.primary_metric, cfg.greater_is_better
+    settings = cfg.gates.champion
+    noise_z = float(getattr(settings, "noise_z", 0.0))
+    found = None
+    try:
+        found = _champion_scores(target, cfg, split.test)
+    except Exception as exc:  # noqa: BLE001 - sizing falls back to the stand-in, and says why
+        unavailable = f"no champion loaded ({type(exc).__name__}: {exc})"
+    else:
+        unavailable = "no champion registered"
+    if found is None:
+        reference_metrics, reference_scores = _fit_with(target, split, {})
+        who = f"a clean candidate of the same config (stand-in: {unavailable})"
+    else:
+        reference_metrics, reference_scores, who = found
+    reference = reference_metrics[metric]
+    baseline_bar = _baseline_bar(cfg, split, y)
+    chosen: tuple[dict, FaultSize] | None = None
+    for params in DEBUG_PARAMS:
+        metrics, scores = _fit_with(target, split, params)
+        if _one_class(cfg, scores):
+            continue
+        value = metrics[metric]
+        loss = reference - value if better else value - reference
+        noise = paired_noise(y, scores, reference_scores, cfg.task, metric)
+        natural = noise_z * noise.se if noise is not None else 0.0
+        below = baseline_bar(value, scores)
+        size = FaultSize(f"{metric} loss against the champion", loss, natural, settings.max_regression + natural,
+                         f"{', '.join(f'{k}={v}' for k, v in params.items())}: {metric} {value:.4f} vs "
+                         f"{reference:.4f} of {who}; natural = {noise_z:g} paired-bootstrap se, block = "
+                         f"max_regression {settings.max_regression:g} + natural"
+                         + (f"; also below the baseline bar ({below})" if below else ""))
+        chosen = (params, size)
+        if size.margin >= MARGIN:
+            break
+    if chosen is None:
+        raise ValueError("every debugging setting predicts a single class on these rows")
+    return chosen
+
+
+def _baseline_bar(cfg, split, y: np.ndarray):
+    """A check of the baseline gate's bar (gain >= min_improvement − noise_z se against every
+    baseline): returns what a candidate falls short of, '' when it clears them all."""
+    from gates.evaluation import evaluate
+    from gates.metric_noise import paired_noise
+    from gates.training import build_baselines, fit
+
+    metric, better = cfg.model.primary_metric, cfg.greater_is_better
+    settings = cfg.gates.baseline
+    noise_z = float(getattr(settings, "noise_z", 0.0))
+    fitted = {name: evaluate(fit(model, split.train, cfg), split.test, cfg)
+              for name, model in build_baselines(cfg).items()}
+
+    def short_of(value: float, scores: np.ndarray) -> str:
+        out = []
+        for name, (metrics, reference_scores) in fitted.items():
+            gain = value - metrics[metric] if better else metrics[metric] - value
+            noise = paired_noise(y, scores, reference_scores, cfg.task, metric)
+            bar = settings.min_improvement - (noise_z * noise.se if noise is not None else 0.0)
+            if gain < bar:
+                out.append(f"gain {gain:+.4f} over {name!r} < {bar:.4f}")
+        return "; ".join(out)
+
+    return short_of

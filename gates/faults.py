@@ -99,6 +99,12 @@ class Fault:
     apply: Callable[[FaultTarget], None]
     tags: list[str] = field(default_factory=list)
     declared_gate: str | None = None  # legacy wiring; the registry's answer must agree (tests)
+    # Why the fault cannot be planted in this pipeline (its raw config), or None: a stated
+    # "not applicable", never a silent pass (a slice fault needs configured slices).
+    requires: Callable[[dict[str, Any]], str | None] | None = None
+
+    def not_applicable(self, config: dict[str, Any]) -> str | None:
+        return self.requires(config) if self.requires else None
 
     @property
     def expected_gate(self) -> str:
@@ -112,7 +118,8 @@ FAULTS: dict[str, Fault] = {}
 
 
 def fault(name: str, description: str, tags: list[str] | None = None,
-          expected_gate: str | None = None) -> Callable:
+          expected_gate: str | None = None,
+          requires: Callable[[dict[str, Any]], str | None] | None = None) -> Callable:
     """Register a fault under `name`; the gate that must block it lists it in its declaration.
 
     Tag `needs_champion` when the gate judges against the champion: the scenario runner then
@@ -120,7 +127,7 @@ def fault(name: str, description: str, tags: list[str] | None = None,
     """
 
     def register(fn: Callable[[FaultTarget], None]) -> Callable[[FaultTarget], None]:
-        FAULTS[name] = Fault(name, description, fn, list(tags or []), expected_gate)
+        FAULTS[name] = Fault(name, description, fn, list(tags or []), expected_gate, requires)
         return fn
 
     return register
@@ -171,14 +178,20 @@ def duplicated_partition(target: FaultTarget) -> None:
     shutil.copyfile(first, first.with_name(f"part-1{first.suffix}"))
 
 
+# A retried micro-batch repeats a batch, not a share: at least this many rows (more than the
+# duplicates gate's default min_count, so a small partition's batch is still a delivery problem).
+RETRIED_BATCH_ROWS = 10
+
+
 @fault("duplicated_rows",
-       description="A retried micro-batch: 5% of one partition's rows are delivered twice inside "
-       "its single file (the row count barely moves; no file or partition is copied whole).")
+       description="A retried micro-batch: 5% of one partition's rows (at least 10) are delivered "
+       "twice inside its single file (the row count barely moves; no file or partition is copied whole).")
 def duplicated_rows(target: FaultTarget) -> None:
     day = target.window()[len(target.window()) // 3]
 
     def repeat(f: pd.DataFrame) -> pd.DataFrame:
-        again = f.sample(frac=0.05, random_state=target.seed)
+        n = min(len(f), max(RETRIED_BATCH_ROWS, round(0.05 * len(f))))
+        again = f.sample(n=n, random_state=target.seed)
         return pd.concat([f, again], ignore_index=True).sort_index(kind="stable")
 
     target.rewrite(repeat, [day])
@@ -317,10 +330,16 @@ def _set_params(target: FaultTarget, **params: Any) -> None:
 
 
 @fault("regressed_hyperparameters", tags=["needs_champion"],
-       description="A debugging max_iter=10 left in the config: the candidate still beats the "
-       "baselines but is worse than the champion on the same new rows.")
+       description="A debugging setting left in the config (fewer iterations, fewer smaller trees, "
+       "coarse histograms): the candidate is worse than the champion on the same new rows; sized "
+       "against the champion gate's bar (max_regression + the paired-bootstrap noise of the run's "
+       "test rows), with the registered champion's scores.")
 def regressed_hyperparameters(target: FaultTarget) -> None:
-    _set_params(target, max_iter=10)
+    from gates.fault_sizes import regressed_params
+
+    params, size = regressed_params(target)
+    _set_params(target, **params)
+    target.sizes.append(size.describe())
 
 
 @fault("below_baseline",
@@ -427,7 +446,13 @@ def slice_collapse_pipeline(cfg: Any) -> Any:
                      ("preprocess", preprocessor(cfg)), ("model", make_estimator(cfg.model))])
 
 
-@fault("slice_collapse", tags=["needs_champion"],
+def _needs_slices(config: dict[str, Any]) -> str | None:
+    return None if config.get("data", {}).get("slices") else (
+        "the pipeline configures no data.slices, so the slices gate has nothing to judge "
+        "(weak_segments searches segments without them: see the weak_segment fault)")
+
+
+@fault("slice_collapse", tags=["needs_champion"], requires=_needs_slices,
        description="A feature step loses one slice value's numeric features (the first slice column, "
        "its smallest value with >= 10% of rows: region='west' in the demo): the "
        "model is blind on that slice while the overall metric moves less.")
@@ -671,10 +696,16 @@ def preprocessing_skew(target: FaultTarget) -> None:
 
 
 @fault("class_never_predicted",
-       description="A smoke-test max_iter=5 shipped: the candidate's scores never reach 0.5, so it "
-       "predicts no positive at all (f1 = 0) while its ROC AUC still looks plausible.")
+       description="A smoke-test config shipped: max_iter=5 and an experiment's class_weight (the "
+       "positive class weighted 1/10,000). Its scores start far below 0.5 whatever the base rate and "
+       "five trees cannot climb back, so it predicts no positive at all (f1 = 0) while its ROC AUC "
+       "still looks plausible.")
 def class_never_predicted(target: FaultTarget) -> None:
-    _set_params(target, max_iter=5)
+    values = target.sample()[target.config["data"]["target"]].dropna().unique()
+    if len(values) < 2:
+        raise ValueError("class_never_predicted needs both classes in the newest partition")
+    negative, positive = (v.item() if hasattr(v, "item") else v for v in (min(values), max(values)))
+    _set_params(target, max_iter=5, class_weight={negative: 1.0, positive: 1e-4})
 
 
 class TemperatureScaledClassifier(ClassifierMixin, BaseEstimator):
@@ -734,27 +765,50 @@ def shortcut_feature(target: FaultTarget) -> None:
         SHORTCUT_COLUMN: (rng.random(len(f)) < (0.05 + 0.55 * f[label].to_numpy())).astype("int64")}))
 
 
-WEAK_SEGMENT = {"region": "west", "plan": "basic"}
+WEAK_SEGMENT = {"region": "west", "plan": "basic"}  # the demo's; other pipelines: chosen at fit
 
 
 class ServingLookup(TransformerMixin, BaseEstimator):
-    """The customer lookup serving calls for each prediction request: it misses region=west's
-    basic plan and defaults their tenure_months to 0, the value for a new customer. Stateless: it
-    learns nothing, and transforms the same way whenever it is called."""
+    """The customer lookup serving calls for each prediction request: it misses one segment and
+    defaults what it should have filled to 0, the value for a new customer (the demo: region=west's
+    basic plan, tenure_months). Stateless once built: it transforms the same way whenever called.
 
-    def __init__(self, segment: dict[str, str] | None = None, column: str = "tenure_months") -> None:
+    `segment` holds equalities; `above` instead marks the rows whose first of `columns` is at least
+    that value (a pipeline with no mid-sized category: its largest accounts)."""
+
+    def __init__(self, segment: dict[str, Any] | None = None, columns: tuple[str, ...] = ("tenure_months",),
+                 above: float | None = None) -> None:
         self.segment = segment
-        self.column = column
+        self.columns = columns
+        self.above = above
+
+    @classmethod
+    def missing_from(cls, X: pd.DataFrame, numeric: list[str], categorical: list[str]) -> ServingLookup:
+        """The demo's segment where its columns exist. Elsewhere every numeric feature is defaulted
+        (a model may not lean on any one of them), for a categorical value holding 5-30 % of the
+        rows (nearest 10 %), or else for the top fifth of the first numeric feature (its largest accounts)."""
+        if set(WEAK_SEGMENT) | {"tenure_months"} <= set(X.columns):
+            return cls()
+        columns = tuple(c for c in numeric if c in X)
+        for name in categorical:
+            shares = X[name].value_counts(normalize=True)
+            mid = shares[(shares >= 0.05) & (shares <= 0.3)]
+            if len(mid):
+                value = (mid - 0.1).abs().idxmin()
+                return cls(segment={name: value.item() if hasattr(value, "item") else value}, columns=columns)
+        return cls(segment={}, columns=columns, above=float(X[columns[0]].quantile(0.8)))
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> ServingLookup:
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         rows = pd.Series(True, index=X.index)
-        for column, value in (self.segment or WEAK_SEGMENT).items():
+        for column, value in (WEAK_SEGMENT if self.segment is None else self.segment).items():
             rows &= X[column] == value
+        if self.above is not None:
+            rows &= X[self.columns[0]] >= self.above
         X = X.copy()
-        X.loc[rows.to_numpy(), self.column] = 0
+        X.loc[rows.to_numpy(), list(self.columns)] = 0
         return X
 
 
@@ -767,8 +821,13 @@ class ServedWithLookup(Pipeline):
     lookup misses is degraded (the preprocessing_fit gate finds every statistic equal to a refit on
     the training split)."""
 
+    def fit(self, X: pd.DataFrame, y: Any = None, **params: Any) -> ServedWithLookup:
+        numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+        self.lookup_ = ServingLookup.missing_from(X, numeric, [c for c in X.columns if c not in numeric])
+        return super().fit(X, y, **params)
+
     def _served(self, X: pd.DataFrame) -> pd.DataFrame:
-        return ServingLookup().transform(X)
+        return getattr(self, "lookup_", ServingLookup()).transform(X)
 
     def predict(self, X: pd.DataFrame, **params: Any) -> Any:
         return super().predict(self._served(X), **params)
@@ -796,8 +855,10 @@ def weak_segment_pipeline(cfg: Any) -> Any:
 
 @fault("weak_segment", tags=["needs_champion"],
        description="The customer lookup serving calls before each prediction misses region=west's "
-       "basic plan (7% of rows) and defaults their tenure_months to 0; training reads the warehouse, "
-       "so the pipeline is fitted on the training split as it is: the candidate fails on that pair "
-       "of values only, and the configured slices (region, plan) see it diluted.")
+       "basic plan (7% of rows; elsewhere a category value with 5-30% of rows, or the top fifth of "
+       "the first numeric feature) and defaults their tenure_months (elsewhere every numeric "
+       "feature) to 0; training reads the warehouse, so the pipeline is fitted on the training "
+       "split as it is: the candidate fails on that segment only, and the configured slices "
+       "(region, plan) see it diluted.")
 def weak_segment(target: FaultTarget) -> None:
     target.config.setdefault("model", {})["pipeline"] = "gates.faults:weak_segment_pipeline"

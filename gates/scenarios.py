@@ -23,6 +23,7 @@ from gates.faults import FAULTS, FaultTarget
 # Gates that judge against the last promoted run: their scenarios promote a clean run first.
 NEEDS_CHAMPION = {"drift", "label_shift", "champion"}
 CHAMPION_LEAD_DAYS = 1  # the champion was trained the day before, as a daily schedule would
+NOT_APPLICABLE = "not applicable"
 
 
 @dataclass
@@ -39,7 +40,13 @@ class ScenarioResult:
     margin: str = ""  # the expected gate's own finding: measured against its threshold
 
     @property
+    def applicable(self) -> bool:
+        return self.verdict != NOT_APPLICABLE
+
+    @property
     def ok(self) -> bool:
+        if not self.applicable:  # stated, and counted apart by the callers
+            return True
         if self.expected_gate == "":  # a clean run
             return self.verdict == "passed"
         return self.expected_gate in self.blocked_by and self.top_cause_gate == self.expected_gate
@@ -89,11 +96,15 @@ def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, wor
     The champion run (when one is needed) is trained `champion_lead_days` before `run_date`: a
     clean run with a week-old champion exercises benign weekly drift.
     """
+    fault = FAULTS[fault_name] if fault_name else None
+    reason = fault.not_applicable(base) if fault else None
+    if reason:
+        return ScenarioResult(fault=fault_name, expected_gate=fault.expected_gate, verdict=NOT_APPLICABLE,
+                              top_cause=f"not applicable: {reason}")
     window = int(base["data"].get("window_days", 60))
     key = base["data"].get("partition_key", "date")
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
-    fault = FAULTS[fault_name] if fault_name else None
     needs_champion = fault is None or fault.expected_gate in NEEDS_CHAMPION or "needs_champion" in fault.tags
     first = run_date - dt.timedelta(days=window + champion_lead_days + 1)
     _copy_window(source, data, key, first, run_date - dt.timedelta(days=1))
