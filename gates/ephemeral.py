@@ -82,9 +82,13 @@ def import_while_starting_api(modules: list[str]) -> dict[str, float]:
         seconds["imports"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    # The server module first (the parent needs it to spawn the server): imported alongside the
+    # flow's libraries it would only share this process's GIL with them and spawn later.
+    import prefect.server.api.server  # noqa: F401
+
     loader = threading.Thread(target=load, name="gates-imports", daemon=True)
     loader.start()
-    start_ephemeral_api()
+    start_ephemeral_api()  # spawns at once, then polls /health (sleeping: the loader runs)
     seconds["api_start"] = time.perf_counter() - started
     loader.join()
     seconds["both"] = time.perf_counter() - started
