@@ -122,6 +122,7 @@ def run(
     from gates.safety import plain
 
     state = None
+    run_summary: type | None = None  # flows.retrain.RunSummary, once imported
     try:
         tracking.check_reachable(cfg)  # seconds, before Prefect starts; the flow checks again
         # no PREFECT_API_URL: a local API that dies with this process, booting while the flow's
@@ -132,6 +133,7 @@ def run(
         from gates.console_run import LiveStages
         from gates.progress import listening
 
+        run_summary = RunSummary
         flow = with_runner(retrain, cfg, dask_address)
         with LiveStages(err) as live, listening(live):
             state = flow(str(config), day.isoformat() if day else None, return_state=True)
@@ -146,7 +148,7 @@ def run(
     if isinstance(summary, ConfigError):  # raised by the flow's own preflight: not a block
         err.print(str(summary), style="red", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_CONFIG)
-    if not isinstance(summary, RunSummary):
+    if run_summary is None or not isinstance(summary, run_summary):
         code = EXIT_BAD_CONFIG if isinstance(summary, ConfigError) else EXIT_INFRASTRUCTURE
         kind = "bad config" if code == EXIT_BAD_CONFIG else (
             "infrastructure error" if isinstance(summary, InfrastructureError | OSError | TimeoutError)
