@@ -71,7 +71,9 @@ def test_planted_shift_outside_the_envelope_still_blocks(tmp_path, history):
             frame = pd.read_parquet(part)
             frame["usage_minutes"] = frame["usage_minutes"] * 3.0  # a unit change upstream
             frame.to_parquet(part, index=False)
-    result, _ = run_backtest(_raw(tmp_path, shifted), START, END, "week", tmp_path / "bt", calibrate=True)
+    # four weekly dates: one before the plant, three after it (each must block)
+    result, _ = run_backtest(_raw(tmp_path, shifted), START, END - dt.timedelta(days=7), "week",
+                             tmp_path / "bt", calibrate=True)
     by_date = {o.run_date: o for o in result.outcomes}
     assert by_date[START].verdict == "passed"
     later = [o for o in result.outcomes if o.run_date > planted]
@@ -110,9 +112,9 @@ def test_cli_backtest_writes_tables_and_exits_zero_on_clean_retrains(tmp_path, h
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(_raw(tmp_path, history)))
     out = subprocess.run([sys.executable, "-m", "gates.cli", "backtest", "--config", str(config),
-                          "--from", "2026-06-16", "--to", "2026-06-30", "--every", "week", "--calibrate",
+                          "--from", "2026-06-23", "--to", "2026-06-30", "--every", "week", "--calibrate",
                           "--out", str(tmp_path / "bt"), "--results", str(tmp_path / "results")],
                          capture_output=True, text=True, timeout=900, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Block rate per gate" in out.stdout and "blocked runs: 0 of 3" in out.stdout
+    assert "Block rate per gate" in out.stdout and "blocked runs: 0 of 2" in out.stdout
     assert (tmp_path / "results" / "backtest-churn-demo.md").is_file()
