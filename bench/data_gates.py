@@ -13,24 +13,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-from bench.workload import RUN_DATE, demo_raw_config, write_config
-from gates.demo_data import Customers, generate_day, partition_path, write_frame
+from bench.workload import EXTRA, RUN_DATE, demo_raw_config, write_config, write_wide
 
 DAYS = 30
-EXTRA = [f"x{i}" for i in range(9)]
-
-
-def _write(root: Path, rows_per_day: int) -> None:
-    customers = Customers.make(7)
-    for k in range(DAYS, 0, -1):
-        day = RUN_DATE - dt.timedelta(days=k)
-        frame = generate_day(day, rows_per_day, 7, customers)
-        rng = np.random.default_rng([7, day.toordinal(), 9])
-        for i, col in enumerate(EXTRA):
-            frame[col] = rng.gamma(2.0 + i, 10.0, size=len(frame)).round(3)
-        write_frame(frame, partition_path(root, day))
 
 
 def _config(work: Path, rows_per_day: int):
@@ -38,7 +23,7 @@ def _config(work: Path, rows_per_day: int):
     from gates.suite_init import infer_suite, write_suite
 
     data = work / "data"
-    _write(data, rows_per_day)
+    write_wide(data, rows_per_day, DAYS)
     raw = demo_raw_config(work, data, window_days=DAYS, serving_features=None)
     raw["data"]["features"]["numeric"] += EXTRA
     raw["expectations"] = str(work / "suite.json")

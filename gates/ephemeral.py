@@ -83,8 +83,12 @@ def import_while_starting_api(modules: list[str]) -> dict[str, float]:
 
     started = time.perf_counter()
     # The server module first (the parent needs it to spawn the server): imported alongside the
-    # flow's libraries it would only share this process's GIL with them and spawn later.
-    import prefect.server.api.server  # noqa: F401
+    # flow's libraries it would only share this process's GIL with them and spawn later. With a
+    # server (PREFECT_API_URL) nothing starts, and the module is not needed at all.
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        import prefect.server.api.server  # noqa: F401
 
     loader = threading.Thread(target=load, name="gates-imports", daemon=True)
     loader.start()
