@@ -26,28 +26,34 @@ def predict_scores(model, X: pd.DataFrame, task: Task) -> np.ndarray:
     return np.asarray(model.predict(X), dtype=float)
 
 
+def _labels(scores: np.ndarray) -> np.ndarray:
+    return (scores >= POSITIVE_THRESHOLD).astype(int)
+
+
+METRIC_FUNCTIONS = {  # (y_true, scores) -> value; classifiers' scores are positive-class probabilities
+    "roc_auc": lambda y, s: float(skm.roc_auc_score(y, s)) if len(np.unique(y)) == 2 else float("nan"),
+    "f1": lambda y, s: float(skm.f1_score(y, _labels(s), zero_division=0)),
+    "accuracy": lambda y, s: float(skm.accuracy_score(y, _labels(s))),
+    "log_loss": lambda y, s: float(skm.log_loss(y, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1])),
+    "brier": lambda y, s: float(skm.brier_score_loss(y, s)),  # calibration
+    "rmse": lambda y, s: float(np.sqrt(skm.mean_squared_error(y, s))),
+    "mae": lambda y, s: float(skm.mean_absolute_error(y, s)),
+    "r2": lambda y, s: float(skm.r2_score(y, s)) if len(y) > 1 else float("nan"),
+}
+
+
+def compute_metric(y_true: np.ndarray, scores: np.ndarray, metric: str) -> float:
+    """One metric; NaN where it cannot be computed (no rows, non-finite scores, one class)."""
+    scores = np.asarray(scores, dtype=float)
+    if len(scores) == 0 or not np.all(np.isfinite(scores)):
+        return float("nan")
+    return METRIC_FUNCTIONS[metric](np.asarray(y_true), scores)
+
+
 def compute_metrics(y_true: np.ndarray, scores: np.ndarray, task: Task) -> dict[str, float]:
     """Every metric of the task; NaN where it cannot be computed (non-finite scores, one class)."""
-    y_true = np.asarray(y_true)
-    scores = np.asarray(scores, dtype=float)
     names = CLASSIFICATION_METRICS if task is Task.CLASSIFICATION else REGRESSION_METRICS
-    if len(scores) == 0 or not np.all(np.isfinite(scores)):
-        return {m: float("nan") for m in names}
-    if task is Task.CLASSIFICATION:
-        labels = (scores >= POSITIVE_THRESHOLD).astype(int)
-        both = len(np.unique(y_true)) == 2
-        return {
-            "roc_auc": float(skm.roc_auc_score(y_true, scores)) if both else float("nan"),
-            "f1": float(skm.f1_score(y_true, labels, zero_division=0)),
-            "accuracy": float(skm.accuracy_score(y_true, labels)),
-            "log_loss": float(skm.log_loss(y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])),
-            "brier": float(skm.brier_score_loss(y_true, scores)),  # calibration
-        }
-    return {
-        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, scores))),
-        "mae": float(skm.mean_absolute_error(y_true, scores)),
-        "r2": float(skm.r2_score(y_true, scores)) if len(y_true) > 1 else float("nan"),
-    }
+    return {m: compute_metric(y_true, scores, m) for m in names}
 
 
 def evaluate(model, test: pd.DataFrame, cfg: PipelineConfig) -> tuple[dict[str, float], np.ndarray]:

@@ -90,14 +90,6 @@ class ModelEvidence:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _scoring(task: Task, metric: str) -> str:
-    """The scikit-learn scorer for permutation importance: the primary metric where one exists."""
-    names = {"roc_auc": "roc_auc", "f1": "f1", "accuracy": "accuracy", "log_loss": "neg_log_loss",
-             "brier": "neg_brier_score", "rmse": "neg_root_mean_squared_error",
-             "mae": "neg_mean_absolute_error", "r2": "r2"}
-    return names.get(metric, "roc_auc" if task is Task.CLASSIFICATION else "r2")
-
-
 def _inputs(model: Any, fallback: list[str]) -> list[str]:
     names = getattr(model, "feature_names_in_", None)
     return [str(n) for n in names] if names is not None else list(fallback)
@@ -167,13 +159,13 @@ def collect(test: pd.DataFrame, scores: np.ndarray, cfg: PipelineConfig, *, mode
         if task is Task.CLASSIFICATION and len(np.unique(y_sample)) < 2:
             notes.append("reliance shift skipped: the sample holds one class")
         else:
-            scoring = _scoring(task, metric)
-            cand = me.permutation_reliance(model, sample[_inputs(model, features)], y_sample, scoring,
-                                           n_repeats=rs.n_repeats)
+            gib = cfg.greater_is_better
+            cand = me.permutation_reliance(model, sample[_inputs(model, features)], y_sample, task, metric,
+                                           gib, n_repeats=rs.n_repeats)
             champ_imp = None
             if champion_model is not None and champ is not None:
                 champ_imp = me.permutation_reliance(champion_model, sample[_inputs(champion_model, features)],
-                                                    y_sample, scoring, n_repeats=rs.n_repeats)
+                                                    y_sample, task, metric, gib, n_repeats=rs.n_repeats)
             reliance = me.reliance_shift(cand, champ_imp)
     seconds["reliance_shift"] = time.perf_counter() - t
     return ModelEvidence(task=task, metric=metric, failures=failures, failure_summary=summary,
