@@ -38,8 +38,9 @@ run: install
 	$(BIN)/gates demo-data --config $(CONFIG)
 	$(BIN)/gates run --config $(CONFIG)
 
+# One OpenMP/BLAS thread per test worker: two workers on two cores, never oversubscribed.
 test: install system-deps
-	$(BIN)/pytest -n 2 --dist loadgroup -q --durations=25
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadgroup -q --durations=25
 
 # PostgreSQL and Chromium from Debian's packages, for the server and browser tests (root only).
 system-deps:

@@ -313,7 +313,7 @@ def scenarios(
     from rich.table import Table
 
     from gates.faults import FAULTS
-    from gates.scenarios import as_row, run_scenario
+    from gates.scenarios import ChampionCache, as_row, run_scenario
 
     cfg = _load(config)
     raw = yaml.safe_load(Path(config).read_text())
@@ -324,12 +324,13 @@ def scenarios(
         err.print(f"--fault: unknown {unknown}; allowed: {', '.join(FAULTS)}", style="red")
         raise typer.Exit(2)
     root = workdir or Path(tempfile.mkdtemp(prefix="gates-scenarios-"))
+    champions = ChampionCache(root / "champions")  # one champion run for every fault that needs it
     results = []
     table = Table(title=f"Fault catalogue on {cfg.name} ({day})")
     for col in ("fault", "expected gate", "blocked by", "top cause", "size / margin", "seconds", "ok"):
         table.add_column(col, overflow="fold")
     for name in names:
-        res = run_scenario(name, raw, Path(cfg.data.path), root / name, day)
+        res = run_scenario(name, raw, Path(cfg.data.path), root / name, day, champions=champions)
         results.append(res)
         table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", _short(res.top_cause),
                       escape("\n".join(x for x in (res.size, res.margin[:160]) if x)),

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
+import json
 import shutil
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,12 +92,70 @@ def _run(raw: dict[str, Any], work: Path, run_date: dt.date, name: str):
     return summary
 
 
+class ChampionCache:
+    """Champion stores trained once and restored for every scenario that needs the same champion.
+
+    A champion costs a whole flow run, and every champion-needing fault of a catalogue (same
+    config, data and date) would train the same one. The scenarios that share it run in one fixed
+    folder per champion, because MLflow records absolute artifact paths, and the folder's store is
+    restored from a snapshot before each of them: the database with SQLite's backup API (an MLflow
+    engine already open on it keeps working), the artifacts and exports by copy (a fault such as
+    tampered_champion writes over the champion's files).
+    """
+
+    PARTS = ("mlartifacts", "models")
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def key(self, base: dict[str, Any], source: Path, run_date: dt.date) -> str:
+        """The same config (but for the scratch paths each scenario sets), data and champion date."""
+        config = scratch_config(base, Path("."), Path(source).resolve())
+        text = json.dumps([config, run_date.isoformat()], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def workdir(self, key: str) -> Path:
+        return self.root / key / "work"
+
+    def restore(self, key: str, work: Path) -> bool:
+        """Put the snapshot back into `work`; False when there is none yet."""
+        snapshot = self.root / key / "snapshot"
+        if not (snapshot / "mlflow.db").exists():
+            return False
+        _sqlite_copy(snapshot / "mlflow.db", work / "mlflow.db")
+        for part in self.PARTS:
+            shutil.rmtree(work / part, ignore_errors=True)
+            if (snapshot / part).exists():
+                shutil.copytree(snapshot / part, work / part)
+        return True
+
+    def save(self, key: str, work: Path) -> None:
+        snapshot = self.root / key / "snapshot"
+        shutil.rmtree(snapshot, ignore_errors=True)
+        snapshot.mkdir(parents=True)
+        for part in self.PARTS:
+            if (work / part).exists():
+                shutil.copytree(work / part, snapshot / part)
+        _sqlite_copy(work / "mlflow.db", snapshot / "mlflow.db")  # last: it marks the snapshot complete
+
+
+def _sqlite_copy(src: Path, dst: Path) -> None:
+    """Copy a SQLite database into `dst` in place (its connections stay valid), or create it."""
+    with sqlite3.connect(src) as source, sqlite3.connect(dst) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+
+
 def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, work: Path,
-                 run_date: dt.date, champion_lead_days: int = CHAMPION_LEAD_DAYS) -> ScenarioResult:
+                 run_date: dt.date, champion_lead_days: int = CHAMPION_LEAD_DAYS,
+                 champions: ChampionCache | None = None) -> ScenarioResult:
     """Run one fault (or, with None, a clean run) end to end through the real flow.
 
     The champion run (when one is needed) is trained `champion_lead_days` before `run_date`: a
-    clean run with a week-old champion exercises benign weekly drift.
+    clean run with a week-old champion exercises benign weekly drift. With `champions`, a champion
+    already trained for the same config, data and dates is restored instead of trained again (the
+    run then happens in the cache's folder for that champion, not in `work`).
     """
     fault = FAULTS[fault_name] if fault_name else None
     reason = fault.not_applicable(base) if fault else None
@@ -103,16 +164,23 @@ def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, wor
                               top_cause=f"not applicable: {reason}")
     window = int(base["data"].get("window_days", 60))
     key = base["data"].get("partition_key", "date")
+    needs_champion = fault is None or fault.expected_gate in NEEDS_CHAMPION or "needs_champion" in fault.tags
+    cache_key = champions.key(base, source, run_date - dt.timedelta(days=champion_lead_days)) \
+        if champions is not None and needs_champion else None
+    if cache_key:
+        work = champions.workdir(cache_key)
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
-    needs_champion = fault is None or fault.expected_gate in NEEDS_CHAMPION or "needs_champion" in fault.tags
+    shutil.rmtree(data, ignore_errors=True)  # a cached champion's folder holds the last fault's data
     first = run_date - dt.timedelta(days=window + champion_lead_days + 1)
     _copy_window(source, data, key, first, run_date - dt.timedelta(days=1))
     raw = scratch_config(base, work, data)
-    if needs_champion:
+    if needs_champion and not (cache_key and champions.restore(cache_key, work)):
         champion = _run(raw, work, run_date - dt.timedelta(days=champion_lead_days), "champion")
         if champion.verdict != "passed":
             raise RuntimeError(f"the clean run that should set the champion was blocked: {champion.headline}")
+        if cache_key:
+            champions.save(cache_key, work)
     started = time.perf_counter()
     target = FaultTarget(data_path=data, config=raw, run_date=run_date)
     if fault is not None:

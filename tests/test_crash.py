@@ -32,6 +32,19 @@ from tests.conftest import RUN_DATE
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 900  # seconds: a bound for a loaded machine, not a wait
+_STARTED: list[subprocess.Popen] = []  # every run this module started, killed at teardown if alive
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_orphan_runs():
+    """Runs live in their own session (a signal to pytest must not reach them), so a failed or
+    interrupted test would leave them running: kill every process group still alive at the end."""
+    yield
+    for proc in _STARTED:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -54,6 +67,7 @@ def _start(config: Path, tmp_path: Path, name: str, **extra: str) -> tuple[subpr
          "--run-date", RUN_DATE.isoformat(), "--json", str(out)],
         env=_env(tmp_path, **extra), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         preexec_fn=_default_sigint)
+    _STARTED.append(proc)
     return proc, out
 
 

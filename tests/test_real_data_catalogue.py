@@ -43,8 +43,8 @@ def _births_config() -> dict:
 
 @pytest.mark.parametrize("fault_name", ["duplicated_rows", "class_never_predicted", "below_baseline",
                                         "weak_segment"])
-def test_fault_written_for_the_demo_also_blocks_on_births(fault_name, births, tmp_path):
-    result = run_scenario(fault_name, _births_config(), births, tmp_path / "work", RUN_DATE)
+def test_fault_written_for_the_demo_also_blocks_on_births(fault_name, births, champions, tmp_path):
+    result = run_scenario(fault_name, _births_config(), births, tmp_path / "work", RUN_DATE, champions=champions)
     assert result.verdict == "blocked", f"{fault_name}: not blocked ({result.margin=}, {result.warnings=})"
     assert FAULTS[fault_name].expected_gate in result.blocked_by, result
     assert result.top_cause_gate == FAULTS[fault_name].expected_gate, result

@@ -16,6 +16,8 @@ from tests.conftest import RUN_DATE, demo_config
 CLEAN_SEEDS = range(0, 10, 2)
 # Known defects, kept visible (strict: the mark fails once the fault is caught as it should be).
 KNOWN_MISSES: dict[str, str] = {}
+# What the expected gate's own finding must say, beyond blocking (the evidence a user reads).
+MARGIN_WORDS = {"label_noise": "confidently wrong"}
 
 
 def _catalogue():
@@ -25,12 +27,13 @@ def _catalogue():
 
 
 @pytest.mark.parametrize("fault_name", _catalogue())
-def test_fault_is_blocked_by_its_gate_and_named_first(fault_name, clean_data, tmp_path):
+def test_fault_is_blocked_by_its_gate_and_named_first(fault_name, clean_data, champions, tmp_path):
     base = demo_config(tmp_path, clean_data)
-    result = run_scenario(fault_name, base, clean_data, tmp_path / "work", RUN_DATE)
+    result = run_scenario(fault_name, base, clean_data, tmp_path / "work", RUN_DATE, champions=champions)
     assert result.verdict == "blocked", f"{fault_name}: not blocked ({result.warnings=})"
     assert FAULTS[fault_name].expected_gate in result.blocked_by, result
     assert result.top_cause_gate == FAULTS[fault_name].expected_gate, result
+    assert MARGIN_WORDS.get(fault_name, "") in result.margin, result
 
 
 @pytest.mark.parametrize("seed", CLEAN_SEEDS)
@@ -77,11 +80,37 @@ def _season_marks(season: str, name: str) -> list:
 @pytest.mark.parametrize("season,fault_name", [
     pytest.param(season, name, marks=_season_marks(season, name))
     for season in SEASONS for name in SEASON_SENSITIVE])
-def test_sized_fault_holds_in_every_season(season, fault_name, season_data, tmp_path):
+def test_sized_fault_holds_in_every_season(season, fault_name, season_data, champions, tmp_path):
     source = season_data(season)
     run_date, _ = SEASONS[season]
-    result = run_scenario(fault_name, demo_config(tmp_path, source), source, tmp_path / "work", run_date)
+    result = run_scenario(fault_name, demo_config(tmp_path, source), source, tmp_path / "work", run_date,
+                          champions=champions)
     assert result.verdict == "blocked", f"{season}/{fault_name}: not blocked ({result.warnings=})"
     assert FAULTS[fault_name].expected_gate in result.blocked_by, result
     assert result.top_cause_gate == FAULTS[fault_name].expected_gate, result
     assert "margin x" in result.size, result  # the size is stated against natural variation
+
+
+def test_a_restored_champion_store_replaces_what_a_scenario_wrote(tmp_path):
+    """The cache restores the database in place: a connection opened before sees the snapshot."""
+    import sqlite3
+
+    from gates.scenarios import ChampionCache
+
+    cache, work = ChampionCache(tmp_path / "cache"), tmp_path / "cache" / "k" / "work"
+    work.mkdir(parents=True)
+    (work / "mlartifacts").mkdir()
+    (work / "mlartifacts" / "model.pkl").write_bytes(b"champion")
+    live = sqlite3.connect(work / "mlflow.db")
+    live.execute("create table runs (id text)")
+    live.execute("insert into runs values ('champion')")
+    live.commit()
+    assert not cache.restore("k", work)  # nothing saved yet: the caller trains the champion
+    cache.save("k", work)
+    live.execute("insert into runs values ('blocked fault run')")
+    live.commit()
+    (work / "mlartifacts" / "model.pkl").write_bytes(b"tampered")
+    assert cache.restore("k", work)
+    assert [r[0] for r in live.execute("select id from runs")] == ["champion"]
+    assert (work / "mlartifacts" / "model.pkl").read_bytes() == b"champion"
+    live.close()
