@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gates.label_noise import LabelNoiseGate, _judge_sides, confident_wrong_rate, side_rates
+from tests.conftest import demo_config
 
 
 def test_confident_wrong_counts_only_sure_mistakes():
