@@ -38,9 +38,9 @@ run: install
 	$(BIN)/gates demo-data --config $(CONFIG)
 	$(BIN)/gates run --config $(CONFIG)
 
-# One OpenMP/BLAS thread per test worker: two workers on two cores, never oversubscribed.
+# tests/conftest.py gives each of the two workers one OpenMP/BLAS thread (two cores, never oversubscribed).
 test: install system-deps
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadgroup -q --durations=25
+	$(BIN)/pytest -n 2 --dist loadgroup -q --durations=25
 
 # PostgreSQL and Chromium from Debian's packages, for the server and browser tests (root only).
 system-deps:

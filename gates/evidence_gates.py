@@ -159,13 +159,13 @@ def collect(test: pd.DataFrame, scores: np.ndarray, cfg: PipelineConfig, *, mode
         if task is Task.CLASSIFICATION and len(np.unique(y_sample)) < 2:
             notes.append("reliance shift skipped: the sample holds one class")
         else:
-            gib = cfg.greater_is_better
+            better = cfg.greater_is_better
             cand = me.permutation_reliance(model, sample[_inputs(model, features)], y_sample, task, metric,
-                                           gib, n_repeats=rs.n_repeats)
+                                           better, n_repeats=rs.n_repeats)
             champ_imp = None
             if champion_model is not None and champ is not None:
                 champ_imp = me.permutation_reliance(champion_model, sample[_inputs(champion_model, features)],
-                                                    y_sample, task, metric, gib, n_repeats=rs.n_repeats)
+                                                    y_sample, task, metric, better, n_repeats=rs.n_repeats)
             reliance = me.reliance_shift(cand, champ_imp)
     seconds["reliance_shift"] = time.perf_counter() - t
     return ModelEvidence(task=task, metric=metric, failures=failures, failure_summary=summary,

@@ -338,7 +338,7 @@ def permutation_reliance(model: Any, X: pd.DataFrame, y: np.ndarray, task: Task,
                 flush()
     if batch:
         flush()
-    return {c: float(np.nanmean(v)) if v else 0.0 for c, v in losses.items()}
+    return {c: float(np.mean(v)) for c, v in losses.items()}
 
 
 def reliance_shift(candidate: dict[str, float], champion: dict[str, float] | None) -> pd.DataFrame:

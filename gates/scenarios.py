@@ -141,10 +141,12 @@ class ChampionCache:
 
 def _sqlite_copy(src: Path, dst: Path) -> None:
     """Copy a SQLite database into `dst` in place (its connections stay valid), or create it."""
-    with sqlite3.connect(src) as source, sqlite3.connect(dst) as target:
+    source, target = sqlite3.connect(src), sqlite3.connect(dst)
+    try:
         source.backup(target)
-    source.close()
-    target.close()
+    finally:
+        source.close()
+        target.close()
 
 
 def run_scenario(fault_name: str | None, base: dict[str, Any], source: Path, work: Path,
