@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install lock run test bench scenarios backtest clean system-deps server server-stop server-env
+.PHONY: install lock run test test-all bench scenarios backtest clean system-deps server server-stop server-env
 
 install: $(VENV)/.installed
 
@@ -39,7 +39,12 @@ run: install
 	$(BIN)/gates run --config $(CONFIG)
 
 # tests/conftest.py gives each of the two workers one OpenMP/BLAS thread (two cores, never oversubscribed).
+# `make test` (CI) runs every test but a sweep's further cases (marker `extended`: more seasons,
+# seeds and signal points than the representative ones); `make test-all` runs those too.
 test: install system-deps
+	$(BIN)/pytest -n 2 --dist loadgroup -q --durations=25 -m "not extended"
+
+test-all: install system-deps
 	$(BIN)/pytest -n 2 --dist loadgroup -q --durations=25
 
 # PostgreSQL and Chromium from Debian's packages, for the server and browser tests (root only).

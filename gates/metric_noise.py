@@ -9,7 +9,8 @@ standard tool when no closed form covers every metric (DeLong covers ROC AUC onl
 
 Cost: `resamples` metric evaluations per model on at most `max_rows` rows (a uniform sample of
 a larger split; its standard error is scaled back to the full split by sqrt(sample / rows),
-as it shrinks for every metric used here). On 2,000 rows: about 0.3 s.
+as it shrinks for every metric used here). ROC AUC, Brier, MAE and RMSE are computed for all
+resamples at once from the draw counts (one sort); other metrics one resample at a time.
 """
 
 from __future__ import annotations
@@ -54,6 +55,33 @@ def _auc(y: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+def _weighted_auc(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC AUC of every resample at once; `counts[b, i]` is how often resample b drew row i.
+    Rows are sorted by score once and tied scores grouped, so ties count one half, as in `_auc`."""
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores, positive = scores[order], (y[order] == 1)
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    weights = counts[:, order]
+    pos = np.add.reduceat(np.where(positive, weights, 0.0), starts, axis=1)
+    neg = np.add.reduceat(np.where(positive, 0.0, weights), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    pairs = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / pairs, np.nan)
+
+
+def _weighted_mean(values):
+    return lambda y, scores, counts: counts @ values(scores, y) / counts.sum(axis=1)
+
+
+WEIGHTED = {
+    "roc_auc": _weighted_auc,
+    "brier": _weighted_mean(lambda s, y: (s - y) ** 2),
+    "mae": _weighted_mean(lambda s, y: np.abs(s - y)),
+    "rmse": lambda y, s, c: np.sqrt(_weighted_mean(lambda s_, y_: (s_ - y_) ** 2)(y, s, c)),
+}
+
+
 def _metric(y: np.ndarray, scores: np.ndarray, task: Task, metric: str) -> float:
     """One metric, cheaply: the bootstrap evaluates it hundreds of times."""
     if metric == "roc_auc":
@@ -84,12 +112,17 @@ def paired_noise(y: np.ndarray, candidate: np.ndarray, reference: np.ndarray, ta
     rows = rng.choice(n, size=max_rows, replace=False) if n > max_rows else np.arange(n)
     ys, cs, rs = y[rows], candidate[rows], reference[rows]
     m = len(rows)
-    diffs = []
-    for _ in range(resamples):
-        pick = rng.integers(0, m, size=m)
-        d = _metric(ys[pick], cs[pick], task, metric) - _metric(ys[pick], rs[pick], task, metric)
-        if math.isfinite(d):
-            diffs.append(d)
+    picks = [rng.integers(0, m, size=m) for _ in range(resamples)]
+    if metric in WEIGHTED:  # every resample at once, from how often each row was drawn
+        counts = np.stack([np.bincount(pick, minlength=m) for pick in picks]).astype(np.float64)
+        both = WEIGHTED[metric](ys, cs, counts) - WEIGHTED[metric](ys, rs, counts)
+        diffs = both[np.isfinite(both)].tolist()
+    else:
+        diffs = []
+        for pick in picks:
+            d = _metric(ys[pick], cs[pick], task, metric) - _metric(ys[pick], rs[pick], task, metric)
+            if math.isfinite(d):
+                diffs.append(d)
     if len(diffs) < resamples // 2:
         return None
     se = float(np.std(diffs, ddof=1)) * math.sqrt(m / n)

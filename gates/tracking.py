@@ -22,6 +22,7 @@ from gates.config import PipelineConfig  # noqa: E402
 from gates.errors import InfrastructureError  # noqa: E402
 from gates.results import GateReport, GateResult  # noqa: E402
 from gates.safety import redact, redact_tree  # noqa: E402
+from gates.sqlite_store import seed as seed_sqlite_store  # noqa: E402
 
 CONFIG_ARTIFACT = "config/pipeline.yaml"
 DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432, "mysql": 3306,
@@ -88,6 +89,7 @@ def configure(cfg: PipelineConfig) -> str:
     """Point MLflow at the config's store and return the experiment id (created if new)."""
     check_reachable(cfg)
     uri = tracking_uri(cfg)
+    seed_sqlite_store(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
@@ -117,6 +119,7 @@ def _classic_ml(client: MlflowClient, experiment_id: str) -> None:
 
 def client(cfg: PipelineConfig) -> MlflowClient:
     uri = tracking_uri(cfg)
+    seed_sqlite_store(uri)
     return MlflowClient(uri, uri)
 
 

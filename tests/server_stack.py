@@ -82,6 +82,9 @@ def servers(tmp_path_factory):
              "GATES_MLFLOW_PORT": _free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "PREFECT_", "MLFLOW_"))}
     env |= {k: str(v) for k, v in ports.items()}
+    # the scheduler service looks for due schedules every 60 s by default: the cron test would
+    # wait most of a minute for nothing (the schedule itself is unchanged)
+    env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "5"
     env |= {"GATES_SERVER_DIR": str(state), "GATES_BIN": str(Path(sys.executable).parent),
             "GATES_PGDATA": f"/tmp/retrain-gates-test-pg-{ports['GATES_PG_PORT']}"}
     script = REPO / "scripts" / "server.sh"

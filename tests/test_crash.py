@@ -247,6 +247,15 @@ INTERRUPTS = [  # (point, signal): the run publishes `interrupted` and exits
     ("promoted", signal.SIGINT),
 ]
 KILLS = ["gates.leakage", "evaluate", "promote", "promoted", "publish"]  # SIGKILL: nothing runs after
+# `make test` stops runs at ten points (eight interrupts, two kills, every stage boundary that
+# touches the registry); `make test-all` at all fifteen.
+EXTENDED = {("ingest", "SIGINT"), ("gates.model", "SIGINT"), ("gates.leakage", "SIGKILL"),
+            ("evaluate", "SIGKILL"), ("promoted", "SIGKILL")}
+
+
+def _points(points):
+    return [pytest.param(*p, id=p[0], marks=[pytest.mark.extended] if (p[0], p[1].name) in EXTENDED else [])
+            for p in points]
 
 
 @pytest.fixture(scope="module")
@@ -326,19 +335,20 @@ def _signal_test(store, point, sig):
 
 
 @pytest.mark.xdist_group("crash-signals-a")
-@pytest.mark.parametrize(("point", "sig"), INTERRUPTS[:5], ids=[p for p, _ in INTERRUPTS[:5]])
+@pytest.mark.parametrize(("point", "sig"), _points(INTERRUPTS[:5]))
 def test_a_signal_early_in_a_run_publishes_interrupted(store, point, sig):
     _signal_test(store, point, sig)
 
 
 @pytest.mark.xdist_group("crash-signals-b")
-@pytest.mark.parametrize(("point", "sig"), INTERRUPTS[5:], ids=[p for p, _ in INTERRUPTS[5:]])
+@pytest.mark.parametrize(("point", "sig"), _points(INTERRUPTS[5:]))
 def test_a_signal_late_in_a_run_publishes_interrupted(store, point, sig):
     _signal_test(store, point, sig)
 
 
 @pytest.mark.xdist_group("crash-signals-a")
-@pytest.mark.parametrize("point", KILLS)
+@pytest.mark.parametrize("point", [
+    pytest.param(k, marks=[pytest.mark.extended] if (k, "SIGKILL") in EXTENDED else []) for k in KILLS])
 def test_sigkill_never_leaves_an_unverified_champion(store, point):
     cfg, before, code, log = _stop_at(store, point, signal.SIGKILL, f"KILL-{point}")
     assert code == -signal.SIGKILL

@@ -221,3 +221,19 @@ def test_better_model_promotes_and_regressed_model_leaves_the_alias(make_config)
     assert regressed.report.blocking[0].name == "champion" and "champion v2" in state.message
     assert _alias(weak)[2] == "2"
     assert client.get_run(regressed.mlflow_run_id).data.metrics["delta.roc_auc"] < 0
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "brier", "rmse", "mae"])
+def test_bootstrap_of_all_resamples_at_once_equals_one_resample_at_a_time(metric, monkeypatch):
+    """The counts-weighted metrics (one sort for every resample) give the loop's standard error."""
+    from gates import metric_noise
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(1500) < 0.3).astype(int)
+    candidate = np.round(rng.random(1500) * 0.5 + y * 0.3, 2)  # rounded: many tied scores
+    reference = np.round(rng.random(1500) * 0.5 + y * 0.25, 2)
+    at_once = metric_noise.paired_noise(y, candidate, reference, "binary", metric)
+    monkeypatch.delitem(metric_noise.WEIGHTED, metric)
+    one_by_one = metric_noise.paired_noise(y, candidate, reference, "binary", metric)
+    assert at_once.se > 0 and at_once.se == pytest.approx(one_by_one.se, rel=1e-9)
+    assert at_once.difference == one_by_one.difference and at_once.resamples == one_by_one.resamples
