@@ -87,6 +87,19 @@ def make_config(tmp_path, data_dir):
     return make
 
 
+def harness_env(**extra: str) -> dict[str, str]:
+    """The environment for a `gates` subprocess that should talk to this session's Prefect test
+    server rather than boot an ephemeral API of its own (16 s of CPU each, on a shared machine).
+    The standalone path (its own ephemeral API) has its own tests (test_cli_standalone.py)."""
+    from prefect.settings import get_current_settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    api = get_current_settings().api.url
+    if api:
+        env["PREFECT_API_URL"] = str(api)
+    return env | extra
+
+
 def run_flow(config_path: Path, run_date: dt.date = RUN_DATE):
     """Run the real flow; return (Prefect state, RunSummary)."""
     from flows.retrain import retrain

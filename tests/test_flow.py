@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from gates.config import load_config
 from gates.results import Family, GateResult, Status
-from tests.conftest import RUN_DATE, run_flow
+from tests.conftest import RUN_DATE, harness_env, run_flow
 
 
 def _client(config_path):
@@ -95,7 +95,7 @@ def test_cli_exit_codes(make_config, data_dir, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(make_config().read_text().replace("strategy: time", "strategy: sideways"))
     done = subprocess.run([sys.executable, "-m", "gates.cli", "run", "--config", str(bad)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=harness_env())
     assert done.returncode == 2
     assert "split.strategy" in done.stderr and "'time'" in done.stderr and "sideways" in done.stderr
 
@@ -112,7 +112,7 @@ def test_cli_blocked_run_exits_nonzero(make_config, data_dir, tmp_path):
     env_config = make_config()
     done = subprocess.run(
         [sys.executable, "-m", "gates.cli", "run", "--config", str(env_config),
-         "--run-date", RUN_DATE.isoformat()], capture_output=True, text=True, timeout=600)
+         "--run-date", RUN_DATE.isoformat()], capture_output=True, text=True, timeout=600, env=harness_env())
     assert done.returncode == 1, done.stdout + done.stderr
     assert "blocked" in done.stdout.lower()
 

@@ -30,7 +30,7 @@ from gates import model_integrity, safety, tracking
 from gates.config import load_config
 from gates.errors import EXIT_INFRASTRUCTURE, InfrastructureError
 from gates.results import Status
-from tests.conftest import REPO, RUN_DATE, run_flow
+from tests.conftest import REPO, RUN_DATE, harness_env, run_flow
 
 HOSTILE = [
     "![x](http://example.invalid/p.png)",
@@ -125,7 +125,7 @@ def test_unreachable_tracking_server_fails_fast_with_exit_3(make_config, tmp_pat
     assert PASSWORD not in str(info.value) and "user:***@127.0.0.1" in str(info.value)
 
     config = make_config(name="cli.yaml", **{"mlflow.tracking_uri": uri})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env = harness_env()
     done = subprocess.run([sys.executable, "-m", "gates.cli", "run", "--config", str(config),
                            "--run-date", RUN_DATE.isoformat()], capture_output=True, text=True,
                           timeout=300, cwd=REPO, env=env)
