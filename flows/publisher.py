@@ -14,6 +14,7 @@ own (`guarded`), and a record that fails is named in the report and in the tag
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,10 @@ class MlflowPublisher(Publisher):
             mlflow.log_metrics({f"champion.{k}": v for k, v in ctx.champion_metrics.items()})
             mlflow.log_metrics(champion_deltas(ctx.metrics, ctx.champion_metrics))
         try:  # failure set, segments, reliability, scores (the next candidate's reference), plots
+            started = time.perf_counter()
             evidence_report.log(ctx.evidence, ctx.scores, ctx.cfg.task, ctx.metrics)
+            if ctx.evidence is not None:  # its cost is part of the evidence's (bench/flow.py)
+                ctx.evidence.seconds["log_and_plots"] = round(time.perf_counter() - started, 4)
         except Exception as exc:  # noqa: BLE001 - the evidence is shown, never a reason to crash
             ctx.notes.append(f"could not log the model evidence: {type(exc).__name__}: {exc}")
             get_run_logger().exception("logging the model evidence failed")

@@ -53,6 +53,7 @@ class RunSummary(BaseModel):
     headline: str
     stages_run: list[str] = Field(default_factory=list)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
+    evidence_seconds: dict[str, float] = Field(default_factory=dict)  # the model evidence's parts
     mlflow_run_id: str = ""
     mlflow_run_url: str = ""  # the tracking server's page for the run (file store: its report)
     report_url: str = ""
@@ -178,6 +179,7 @@ def _publish(ctx: RunContext, gates: GateReport, summary: RunSummary, progress: 
     `gates.verdict` and a report, even when the diagnosis, rendering or plotting fails.
     """
     summary.stages_run, summary.stage_seconds = list(progress.stages_run), dict(progress.seconds)
+    summary.evidence_seconds = dict(ctx.evidence.seconds) if ctx.evidence is not None else {}
     summary.step = progress.step
     if ctx.exported is not None:
         summary.model_uri = ctx.exported.model_uri

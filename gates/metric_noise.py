@@ -44,7 +44,7 @@ class PairedNoise:
                 "resamples": self.resamples, "sampled_rows": self.sampled_rows}
 
 
-def _auc(y: np.ndarray, scores: np.ndarray) -> float:
+def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC from average ranks (Mann-Whitney U), equal to scikit-learn's with ties."""
     positives = y == 1
     n1 = int(positives.sum())
@@ -57,7 +57,7 @@ def _auc(y: np.ndarray, scores: np.ndarray) -> float:
 
 def _weighted_auc(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """ROC AUC of every resample at once; `counts[b, i]` is how often resample b drew row i.
-    Rows are sorted by score once and tied scores grouped, so ties count one half, as in `_auc`."""
+    Rows are sorted by score once and tied scores grouped, so ties count one half, as in `rank_auc`."""
     order = np.argsort(scores, kind="mergesort")
     sorted_scores, positive = scores[order], (y[order] == 1)
     starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
@@ -85,7 +85,7 @@ WEIGHTED = {
 def _metric(y: np.ndarray, scores: np.ndarray, task: Task, metric: str) -> float:
     """One metric, cheaply: the bootstrap evaluates it hundreds of times."""
     if metric == "roc_auc":
-        return _auc(y, scores)
+        return rank_auc(y, scores)
     if metric == "brier":
         return float(np.mean((scores - y) ** 2))
     if metric == "rmse":
