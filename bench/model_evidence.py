@@ -61,7 +61,8 @@ def run(work: Path, rows_per_day: int = ROWS_PER_DAY) -> list[dict]:
         "reliance_shift": evidence_gates.check_reliance_shift(ev, g.reliance_shift).status.value})
     timed("evidence.report", lambda: evidence_report.markdown(ev))
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
-    mlflow.set_experiment(experiment_name="bench-evidence")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(  # artifacts in the bench's temp dir
+        "bench-evidence", artifact_location=(work / "mlartifacts").as_uri()))
     with mlflow.start_run():
         timed("evidence.log_and_plots", lambda: evidence_report.log(ev, scores, cfg.task, metrics))
     evidence = sum(v for k, v in stages.items() if k.startswith("evidence."))
