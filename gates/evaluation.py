@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 from gates.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, PipelineConfig, Task
@@ -30,8 +31,21 @@ def _labels(scores: np.ndarray) -> np.ndarray:
     return (scores >= POSITIVE_THRESHOLD).astype(int)
 
 
+def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC from average ranks (Mann-Whitney U): scikit-learn's value with ties (to 1e-16) for
+    the 0/1 labels it accepts, without its per-call input checks (the bootstrap and the
+    permutation importances call it hundreds of times: 27 ms a call on 2,000 rows)."""
+    positives = np.asarray(y) == 1
+    n1 = int(positives.sum())
+    n0 = len(positives) - n1
+    if not n1 or not n0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 METRIC_FUNCTIONS = {  # (y_true, scores) -> value; classifiers' scores are positive-class probabilities
-    "roc_auc": lambda y, s: float(skm.roc_auc_score(y, s)) if len(np.unique(y)) == 2 else float("nan"),
+    "roc_auc": lambda y, s: rank_auc(y, s) if len(np.unique(y)) == 2 else float("nan"),
     "f1": lambda y, s: float(skm.f1_score(y, _labels(s), zero_division=0)),
     "accuracy": lambda y, s: float(skm.accuracy_score(y, _labels(s))),
     "log_loss": lambda y, s: float(skm.log_loss(y, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1])),

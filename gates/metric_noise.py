@@ -19,10 +19,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from gates.config import Task
-from gates.evaluation import compute_metrics
+from gates.evaluation import compute_metrics, rank_auc
 
 RESAMPLES = 200
 MAX_ROWS = 20_000
@@ -44,17 +43,6 @@ class PairedNoise:
                 "resamples": self.resamples, "sampled_rows": self.sampled_rows}
 
 
-def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC from average ranks (Mann-Whitney U), equal to scikit-learn's with ties."""
-    positives = y == 1
-    n1 = int(positives.sum())
-    n0 = len(y) - n1
-    if not n1 or not n0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def _weighted_auc(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """ROC AUC of every resample at once; `counts[b, i]` is how often resample b drew row i.
     Rows are sorted by score once and tied scores grouped, so ties count one half, as in `rank_auc`."""
@@ -70,15 +58,15 @@ def _weighted_auc(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.n
         return np.where(pairs > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / pairs, np.nan)
 
 
-def _weighted_mean(values):
-    return lambda y, scores, counts: counts @ values(scores, y) / counts.sum(axis=1)
+def _weighted_mean(errors: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return counts @ errors / counts.sum(axis=1)
 
 
-WEIGHTED = {
+WEIGHTED = {  # (y, scores, counts) -> the metric of every resample
     "roc_auc": _weighted_auc,
-    "brier": _weighted_mean(lambda s, y: (s - y) ** 2),
-    "mae": _weighted_mean(lambda s, y: np.abs(s - y)),
-    "rmse": lambda y, s, c: np.sqrt(_weighted_mean(lambda s_, y_: (s_ - y_) ** 2)(y, s, c)),
+    "brier": lambda y, s, c: _weighted_mean((s - y) ** 2, c),
+    "mae": lambda y, s, c: _weighted_mean(np.abs(s - y), c),
+    "rmse": lambda y, s, c: np.sqrt(_weighted_mean((s - y) ** 2, c)),
 }
 
 

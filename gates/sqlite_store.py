@@ -55,6 +55,7 @@ def seed(uri: str) -> None:
     db = Path(uri[len(PREFIX):])
     if db.exists() or not db.parent.is_dir():
         return
+    scratch: str | None = None
     try:
         template = template_path()
         if not template.is_file():
@@ -62,14 +63,16 @@ def seed(uri: str) -> None:
         handle, scratch = tempfile.mkstemp(dir=db.parent, suffix=".db.tmp")
         os.close(handle)
         shutil.copyfile(template, scratch)
-        default_location = str(Path.cwd() / "mlruns" / "0")
-        with sqlite3.connect(scratch) as conn:
-            conn.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                         (default_location,))
-        conn.close()
+        conn = sqlite3.connect(scratch)
+        try:
+            with conn:  # commits the update
+                conn.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                             (str(Path.cwd() / "mlruns" / "0"),))
+        finally:
+            conn.close()
         os.link(scratch, db)  # never over a store another process made meanwhile: theirs stands
     except (OSError, sqlite3.Error):
         pass  # MLflow builds the store itself, only slower
     finally:
-        if "scratch" in locals() and os.path.exists(scratch):
+        if scratch is not None and os.path.exists(scratch):
             os.unlink(scratch)

@@ -28,7 +28,7 @@ import pytest
 from gates import tracking
 from gates.config import load_config
 from gates.promotion import lock_file, promote
-from tests.conftest import RUN_DATE
+from tests.conftest import RUN_DATE, harness_env
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 900  # seconds: a bound for a loaded machine, not a wait
@@ -48,15 +48,8 @@ def _no_orphan_runs():
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    from prefect.settings import get_current_settings
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATES_PAUSE", "PYTEST"))}
-    api = get_current_settings().api.url  # the test harness's server: no ephemeral start per process
-    if api:
-        env["PREFECT_API_URL"] = str(api)
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    env.update(extra)
-    return env
+    env = {k: v for k, v in harness_env().items() if not k.startswith("GATES_PAUSE")}
+    return env | {"PREFECT_HOME": str(tmp_path / "prefect-home")} | extra
 
 
 def _start(config: Path, tmp_path: Path, name: str, **extra: str) -> tuple[subprocess.Popen, Path]:
@@ -253,9 +246,9 @@ EXTENDED = {("ingest", "SIGINT"), ("gates.model", "SIGINT"), ("gates.leakage", "
             ("evaluate", "SIGKILL"), ("promoted", "SIGKILL")}
 
 
-def _points(points):
-    return [pytest.param(*p, id=p[0], marks=[pytest.mark.extended] if (p[0], p[1].name) in EXTENDED else [])
-            for p in points]
+def _points(points: list[tuple[str, signal.Signals]]) -> list:
+    return [pytest.param(point, sig, id=point, marks=[pytest.mark.extended] if (point, sig.name) in EXTENDED else [])
+            for point, sig in points]
 
 
 @pytest.fixture(scope="module")
@@ -347,10 +340,9 @@ def test_a_signal_late_in_a_run_publishes_interrupted(store, point, sig):
 
 
 @pytest.mark.xdist_group("crash-signals-a")
-@pytest.mark.parametrize("point", [
-    pytest.param(k, marks=[pytest.mark.extended] if (k, "SIGKILL") in EXTENDED else []) for k in KILLS])
-def test_sigkill_never_leaves_an_unverified_champion(store, point):
-    cfg, before, code, log = _stop_at(store, point, signal.SIGKILL, f"KILL-{point}")
+@pytest.mark.parametrize(("point", "sig"), _points([(k, signal.SIGKILL) for k in KILLS]))
+def test_sigkill_never_leaves_an_unverified_champion(store, point, sig):
+    cfg, before, code, log = _stop_at(store, point, sig, f"KILL-{point}")
     assert code == -signal.SIGKILL
     after = _assert_champion_verified(cfg, before)
     if point in ("gates.leakage", "evaluate", "promote"):

@@ -15,7 +15,7 @@ import yaml
 
 from gates import tracking
 from gates.config import load_config
-from tests.conftest import REPO, RUN_DATE
+from tests.conftest import REPO, RUN_DATE, harness_env
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +48,10 @@ def _served_deployment(client, name: str, proc: subprocess.Popen, log: Path, tim
 def test_gates_serve_schedules_the_flow_and_runs_it(make_config, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.settings import get_current_settings
 
     config = make_config()
     cfg = load_config(config)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env |= {"PREFECT_API_URL": str(get_current_settings().api.url),
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env = harness_env(PREFECT_RUNNER_POLL_FREQUENCY="1", PREFECT_HOME=str(tmp_path / "prefect-home"))
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gates.cli", "serve", "--config", str(config),
