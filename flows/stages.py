@@ -17,7 +17,7 @@ from typing import Any
 
 from gates import evidence_gates, model_integrity, reference, registry
 from gates import progress as events
-from gates.artifact_gates import LoadProbes
+from gates.artifact_gates import LoadProbes, WarmInterpreter, preload_modules
 from gates.config import import_object
 from gates.context import RunContext
 from gates.evaluation import evaluate, evaluate_champion
@@ -90,9 +90,29 @@ def export_step(ctx: RunContext) -> None:
     ctx.exported = export_model(ctx.model, ctx.split.test, ctx.cfg, ctx.run_id,
                                 ctx.cfg.gates.artifact_loads.golden_rows)
     run_hooks(ctx.cfg.hooks.after_export, ctx)
-    ctx.probes = LoadProbes(ctx.exported, ctx.cfg, ctx.cfg.gates.artifact_loads)
-    if ctx.cfg.gates.artifact_loads.enabled or ctx.cfg.gates.library_versions.enabled:
+    ctx.probes = LoadProbes(ctx.exported, ctx.cfg, ctx.cfg.gates.artifact_loads, warm=ctx.warm_probe)
+    if probes_enabled(ctx.cfg):
         ctx.probes.start()  # one fresh interpreter, overlapping the gates that come first
+
+
+def probes_enabled(cfg) -> bool:
+    return cfg.gates.artifact_loads.enabled or cfg.gates.library_versions.enabled
+
+
+def warm_up_probe(ctx: RunContext) -> None:
+    """Before training, on a run that will export: start the fresh interpreter the artifact
+    gates load the model in, so its imports overlap the fit (gates/artifact_gates.py)."""
+    if ctx.warm_probe is None and probes_enabled(ctx.cfg):
+        try:
+            ctx.warm_probe = WarmInterpreter(preload_modules(ctx.cfg))
+        except OSError as exc:  # the artifact gates start a cold one
+            ctx.notes.append(f"could not pre-start the load probe: {exc}")
+
+
+def close_warm_probe(ctx: RunContext) -> None:
+    if ctx.warm_probe is not None:
+        ctx.warm_probe.close()
+        ctx.warm_probe = None
 
 
 def promote_step(ctx: RunContext) -> None:
@@ -222,25 +242,31 @@ def run_until(ctx: RunContext, until: str = "promote", *, since: str | None = No
     progress = progress if progress is not None else Progress()
     publisher = publisher or Publisher()
     call = call or (lambda stage, c: stage.step(c))
-    for stage in STAGES[first:]:
-        progress.current = stage.name
-        progress.timed(stage.name, lambda: call(stage, ctx))
-        progress.stages_run.append(stage.name)
-        pause_point(PAUSE_AFTER.get(stage.name, stage.name))
-        publisher.after_step(stage.name, ctx)
-        results: list[GateResult] = []
-        if stage.gates:
-            results = progress.timed(f"gates.{stage.gates}", lambda: run_gates(stage.gates, ctx))
-            if review is not None and any(r.blocks for r in results):
-                progress.timed(f"review.{stage.gates}", lambda: review(stage.gates, ctx, results))
-            publisher.gates_judged(stage.gates, results)
-            pause_point(f"gates.{stage.gates}")
-        if stage.verdict:
-            results += stage.verdict(ctx)
-        progress.judged(results)
-        report.extend(results)
-        if any(r.blocks for r in results):
-            return False
-        if stage.name == until:
-            break
-    return True
+    exports = STAGE_NAMES.index(until) >= STAGE_NAMES.index("export")
+    try:
+        for stage in STAGES[first:]:
+            if stage.name == "train" and exports:
+                warm_up_probe(ctx)
+            progress.current = stage.name
+            progress.timed(stage.name, lambda: call(stage, ctx))
+            progress.stages_run.append(stage.name)
+            pause_point(PAUSE_AFTER.get(stage.name, stage.name))
+            publisher.after_step(stage.name, ctx)
+            results: list[GateResult] = []
+            if stage.gates:
+                results = progress.timed(f"gates.{stage.gates}", lambda: run_gates(stage.gates, ctx))
+                if review is not None and any(r.blocks for r in results):
+                    progress.timed(f"review.{stage.gates}", lambda: review(stage.gates, ctx, results))
+                publisher.gates_judged(stage.gates, results)
+                pause_point(f"gates.{stage.gates}")
+            if stage.verdict:
+                results += stage.verdict(ctx)
+            progress.judged(results)
+            report.extend(results)
+            if any(r.blocks for r in results):
+                return False
+            if stage.name == until:
+                break
+        return True
+    finally:
+        close_warm_probe(ctx)

@@ -53,6 +53,7 @@ class RunContext:
     evidence: Any = None  # gates.evidence_gates.ModelEvidence, once evaluated
     exported: Exported | None = None
     probes: Any = None  # the export's fresh-process loads, shared by the artifact gates
+    warm_probe: Any = None  # gates.artifact_gates.WarmInterpreter, started before training
     # Set when the contract's per-partition validation was spread over Dask workers.
     contract_validations: Callable[[], list] | None = None
     promotion: Any = None  # gates.promotion.Promotion, once the promote step ran

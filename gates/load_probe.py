@@ -2,7 +2,14 @@
 
 Usage: python -m gates.load_probe GOLDEN TASK LOADER=PATH [LOADER=PATH ...]
   -> one JSON line on stdout: a list with one report per export, in order.
+   or: python -m gates.load_probe --serve [MODULE ...]
+  -> imports the libraries (and MODULEs) at once, then waits for one request on stdin, a JSON
+     line {"golden": ..., "task": ..., "jobs": ["LOADER=PATH", ...]}, answered as above; EOF
+     (the flow is gone or closed it) exits without output.
 A fresh process is the only honest test that the files, not the flow's memory, hold the model.
+`--serve` is started by the flow before training, so the imports (70-80 % of a probe) overlap
+the fit instead of following the export; the interpreter still shares nothing with the flow
+and reads the model only from the files, after they are written.
 Both exports (joblib, MLflow pyfunc) are probed in one interpreter, so scikit-learn, pandas and
 MLflow are imported once (they were 70-80 % of a probe's time); each load still reads its own
 files from disk, and a crash or timeout fails both (closed).
@@ -87,5 +94,29 @@ def main_many(golden: str, task: str, jobs: list[str]) -> list[dict]:
     return [main(loader, path, golden, task) for loader, _, path in (job.partition("=") for job in jobs)]
 
 
+def preload(modules: list[str]) -> None:
+    """What loading the exports imports anyway; a module that fails here fails in the load,
+    where it is reported."""
+    import importlib
+
+    for name in ("numpy", "pandas", "joblib", "sklearn", *modules, "mlflow.pyfunc"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the load reports it
+            pass
+
+
+def serve(modules: list[str]) -> int:
+    preload(modules)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    request = json.loads(line)
+    print(json.dumps(main_many(request["golden"], request["task"], request["jobs"])), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        sys.exit(serve(sys.argv[2:]))
     print(json.dumps(main_many(sys.argv[1], sys.argv[2], sys.argv[3:])))

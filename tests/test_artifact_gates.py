@@ -15,7 +15,7 @@ import mlflow
 import pytest
 
 from gates import faults, tracking
-from gates.artifact_gates import (LoadProbes, check_fresh_load, check_integrity, check_library_versions,
+from gates.artifact_gates import (LoadProbes, WarmInterpreter, check_fresh_load, check_integrity, check_library_versions,
                                   check_signature, contract_types, signature_inputs)
 from gates.config import parse_config
 from gates.export import export_model
@@ -82,6 +82,42 @@ def test_emptied_and_truncated_files_block_naming_them(exported, tmp_path):
     assert loads.status is Status.FAIL
     assert any(str(out.joblib_path) in e for e in loads.evidence)
     assert any(str(out.mlflow_model_dir) in e for e in loads.evidence)
+
+
+def test_warm_interpreter_started_before_the_export_reads_the_files_written_after(exported, tmp_path):
+    """The interpreter the flow starts before training loads what is on disk when asked: a clean
+    copy reproduces the predictions, a copy emptied after it started blocks, as a cold probe."""
+    cfg, _, _ = exported
+    settings = cfg.gates.artifact_loads
+    warm_clean, warm_broken = WarmInterpreter(("sklearn.ensemble",)), WarmInterpreter()
+    try:
+        _, _, clean = private_copy(exported, tmp_path / "clean")  # written after both started
+        _, _, broken = private_copy(exported, tmp_path / "broken")
+        broken.joblib_path.write_bytes(b"")
+        loads = check_fresh_load(LoadProbes(clean, cfg, settings, warm=warm_clean), settings)
+        assert loads.status is Status.PASS, loads.summary
+        assert loads.measured["joblib_max_abs_diff"] <= settings.atol
+        assert warm_clean.proc.returncode == 0  # it answered, then exited
+        failed = check_fresh_load(LoadProbes(broken, cfg, settings, warm=warm_broken), settings)
+        assert failed.status is Status.FAIL
+        assert any(str(broken.joblib_path) in e and "load" in e for e in failed.evidence), failed.evidence
+    finally:
+        warm_clean.close()
+        warm_broken.close()
+
+
+def test_a_dead_warm_interpreter_falls_back_to_a_cold_probe_and_closing_one_ends_it(exported, tmp_path):
+    cfg, _, out = private_copy(exported, tmp_path)
+    settings = cfg.gates.artifact_loads
+    dead = WarmInterpreter()
+    dead.proc.kill()
+    dead.proc.wait(timeout=30)
+    loads = check_fresh_load(LoadProbes(out, cfg, settings, warm=dead), settings)
+    assert loads.status is Status.PASS, loads.summary  # loaded by a new, cold interpreter
+    idle = WarmInterpreter()
+    idle.proc.stdin.close()  # what the flow's exit does: EOF, no request
+    assert idle.proc.wait(timeout=120) == 0
+    assert idle.proc.stdout.read() == ""
 
 
 def test_corrupted_bytes_block_on_checksum(exported, tmp_path):
