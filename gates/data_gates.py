@@ -255,7 +255,7 @@ def check_contract(ingested: Ingested, cfg: PipelineConfig, settings: ContractGa
     else:
         outcome = validate_partitions(load_suite(cfg.expectations),
                                       {d.isoformat(): ingested.partition_frame(d) for d in days},
-                                      settings.unexpected_samples)
+                                      settings.unexpected_samples, concatenated=window_of(ingested, days))
     result = contract_result(outcome, days, cfg, settings)
     if settings.data_docs and workdir is not None:
         add_data_docs(result, outcome, Path(workdir) / "data_docs", cfg.name)
@@ -271,6 +271,15 @@ def add_data_docs(result: GateResult, outcome: WindowValidation, folder: Path, r
     except Exception as exc:  # noqa: BLE001 - the docs show the verdict, they never make it
         result.details["data_docs_error"] = plain(f"{type(exc).__name__}: {exc}", 500)
     result.measured["data_docs_seconds"] = round(time.perf_counter() - started, 4)
+
+
+def window_of(ingested: Ingested, days: list[dt.date]) -> pd.DataFrame | None:
+    """Ingest's one window frame when it is exactly `days`' partitions in order (the days left
+    out hold no rows), so the contract validates it without concatenating a copy."""
+    window = ingested.window
+    if window is None or not ingested.views or sum(ingested.rows(d) for d in days) != len(window):
+        return None
+    return window
 
 
 def contract_days(ingested: Ingested, cfg: PipelineConfig) -> list[dt.date]:
@@ -328,9 +337,9 @@ def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: Pipelin
 
 def _drift_result(name: str, drifts: list[FeatureDrift], settings: DriftGate, compared: str,
                   extra_measures: dict | None = None, current: dict | None = None,
-                  reference: dict | None = None) -> GateResult:
+                  reference: dict | None = None, leading_warnings: list[str] = ()) -> GateResult:
     failures = [fd.describe() for fd in drifts if fd.level == "block"]
-    warnings = [fd.describe() for fd in drifts if fd.level == "warn"]
+    warnings = [*leading_warnings, *(fd.describe() for fd in drifts if fd.level == "warn")]
     measured: dict[str, Any] = {"features": len(drifts),
                                 "features_blocking": len(failures), "features_warning": len(warnings)}
     for fd in drifts:
@@ -480,6 +489,32 @@ def check_label_shift(profile: dict | None, reference: dict | None, cfg: Pipelin
     return _state_calibration(result, calibration, cfg)
 
 
+def season_coverage(split: Split, cfg: PipelineConfig, min_share: float = 0.05) -> tuple[list[str], dict]:
+    """Calendar features (month, weekday, day of year, hour...) whose test values the training
+    split never held: a tree extrapolates there from the nearest season it saw, so a window
+    shorter than the cycle makes clean retrains worse than the champion for a reason that is the
+    pipeline's, not the data's. Only a share of test rows above `min_share` is named."""
+    from gates.suite_init import cyclic_domain
+
+    warnings, measured = [], {}
+    for col in cfg.data.features.numeric:
+        train, test = split.train[col], split.test[col]
+        if len(test) == 0 or cyclic_domain(col, pd.concat([train, test], ignore_index=True)) is None:
+            continue
+        unseen_mask = ~test.isin(pd.unique(train.dropna()))
+        share = float(unseen_mask.mean())
+        measured[f"{col}.unseen_in_training"] = round(share, 4)
+        if share > min_share:
+            values = sorted(int(v) for v in pd.unique(test[unseen_mask].dropna()))
+            span = (split.train[cfg.data.timestamp].max() - split.train[cfg.data.timestamp].min()).days + 1 \
+                if len(split.train) else 0
+            warnings.append(f"feature {col!r}: {share:.0%} of the test rows have values the training split "
+                            f"never held ({_shorten([str(v) for v in values])}): the model extrapolates "
+                            f"there; the training rows span {span} days, less than this column's cycle "
+                            f"(widen data.window_days to a cycle plus the test days)")
+    return warnings, measured
+
+
 def check_split_drift(split: Split, cfg: PipelineConfig, settings: DriftGate) -> GateResult:
     """Train split against test split of this run, from their profiles alone: PSI on the train
     split's quantile bins and KS read from the two 101-point quantile sketches (resolution 0.01,
@@ -492,10 +527,14 @@ def check_split_drift(split: Split, cfg: PipelineConfig, settings: DriftGate) ->
     train = profiles.profile_run_frame(split.train, cfg, settings)
     test = profiles.profile_run_frame(split.test, cfg, settings, reference=train)
     drifts = compare_profiles(train, test, settings)
-    return _drift_result("split_drift", drifts, settings, "train split against test split",
-                         extra_measures={"ks_sample_rows": settings.sample_rows,
-                                         "ks_resolution": 0.01},
-                         current=test, reference=train)
+    uncovered, coverage = season_coverage(split, cfg)
+    result = _drift_result("split_drift", drifts, settings, "train split against test split",
+                           extra_measures={"ks_sample_rows": settings.sample_rows,
+                                           "ks_resolution": 0.01, **coverage},
+                           current=test, reference=train, leading_warnings=uncovered)
+    if uncovered and result.status is Status.FAIL:  # the cause of the calendar columns' drift: said first
+        result.summary = f"{uncovered[0]}; {result.summary}"
+    return result
 
 
 # --------------------------------------------------------------------------- plans

@@ -139,3 +139,36 @@ def test_suite_from_several_windows_gives_calendar_columns_their_full_domain(tmp
             if e["type"] == "expect_column_values_to_be_in_set"}
     assert sets["region"] == ["east", "north", "south", "west"]  # category domains stay strict
     assert suite["meta"]["inference"] == explain
+
+
+def _calendar_split(tmp_path, train_days: int, test_days: int = 28) -> tuple:
+    """Daily rows from 2025-06-01: `train_days` of training, then `test_days` of test."""
+    from gates.split import Split
+
+    stamps = pd.date_range("2025-06-01", periods=train_days + test_days, freq="D")
+    frame = pd.DataFrame({"event_time": stamps, "month": stamps.month.astype("int64"),
+                          "day_of_year": stamps.day_of_year.astype("int64"),
+                          "weekday": stamps.day_of_week.astype("int64"), "x": range(len(stamps))})
+    raw = demo_config(tmp_path, tmp_path / "data")
+    raw["data"]["features"] = {"numeric": ["month", "day_of_year", "weekday", "x"], "categorical": []}
+    cfg = parse_config(raw)
+    return Split(train=frame.iloc[:train_days], test=frame.iloc[train_days:], strategy="time"), cfg
+
+
+def test_split_drift_names_calendar_values_the_training_split_never_held(tmp_path):
+    """A window shorter than the yearly cycle: the test month's days of the year were never
+    trained on (the births pipeline's 180-day window did this); a window covering the cycle and
+    the test days passes. A plain numeric feature outside its range is drift's, not this check's."""
+    from gates.data_gates import check_split_drift, season_coverage
+
+    short, cfg = _calendar_split(tmp_path, 180)
+    warnings, measured = season_coverage(short, cfg)
+    assert measured["day_of_year.unseen_in_training"] == 1.0 and "x.unseen_in_training" not in measured
+    assert len(warnings) == 2 and "'day_of_year': 100% of the test rows" in warnings[1] + warnings[0]
+    assert "widen data.window_days" in warnings[0]
+    result = check_split_drift(short, cfg, DriftGate(severity="warn"))  # the calendar columns drift too
+    assert result.summary.startswith("feature 'month'") and "never held" in result.summary
+    covered, cfg = _calendar_split(tmp_path, 372)
+    assert season_coverage(covered, cfg) == ([], {"month.unseen_in_training": 0.0,
+                                                   "day_of_year.unseen_in_training": 0.0,
+                                                   "weekday.unseen_in_training": 0.0})

@@ -9,6 +9,7 @@ catalogue over more seasons; these are the cases that once missed on births.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from pathlib import Path
 
@@ -17,11 +18,12 @@ import yaml
 
 from gates.faults import FAULTS
 from gates.real_data import write_births
-from gates.scenarios import NOT_APPLICABLE, run_scenario
+from gates.scenarios import CHAMPION_LEAD_DAYS, NOT_APPLICABLE, run_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_DATE = dt.date(1986, 7, 1)
-WINDOW_DAYS = 180  # the shipped config's window
+SHIPPED = yaml.safe_load((REPO / "configs" / "births.yaml").read_text())
+WINDOW_DAYS = SHIPPED["data"]["window_days"]
 
 pytestmark = pytest.mark.xdist_group("births")
 
@@ -29,13 +31,13 @@ pytestmark = pytest.mark.xdist_group("births")
 @pytest.fixture(scope="module")
 def births(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("births") / "births"
-    write_births(root, RUN_DATE - dt.timedelta(days=WINDOW_DAYS + 10), RUN_DATE - dt.timedelta(days=1))
+    write_births(root, RUN_DATE - dt.timedelta(days=WINDOW_DAYS + CHAMPION_LEAD_DAYS + 2),
+                 RUN_DATE - dt.timedelta(days=1))
     return root
 
 
 def _births_config() -> dict:
-    raw = yaml.safe_load((REPO / "configs" / "births.yaml").read_text())
-    raw["data"]["window_days"] = WINDOW_DAYS
+    raw = copy.deepcopy(SHIPPED)
     raw["expectations"] = str(REPO / raw["expectations"])
     raw["calibration"] = str(REPO / raw["calibration"])
     return raw
