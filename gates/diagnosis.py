@@ -294,6 +294,23 @@ def _segments_inside(report: GateReport, collapse: SliceCollapse) -> bool:
     return bool(blocking) and all(any(part in collapse.collapsed for part in seg.split(" & ")) for seg in blocking)
 
 
+def drop_beyond_segment(report: GateReport, share: float = 0.3, least: float = 0.05) -> str | None:
+    """Why the candidate's drop is not confined to its worst segment (None when it is): outside
+    that segment it still lost at least `share` of its overall relative loss to the champion, and
+    at least `least` (5 %). On births a planted broken segment leaves +1-4 % outside it (0.04-0.16
+    of the overall loss); coarser hyperparameters leave +13-14 % (0.43-0.61)."""
+    ws = report.by_name("weak_segments")
+    overall = (ws.details.get("overall") or {}) if ws is not None else {}
+    rel, outside = overall.get("relative_increase"), overall.get("outside_top_relative_increase")
+    top = (ws.details.get("segments") or [{}])[0] if ws is not None else {}
+    if not isinstance(rel, float) or not isinstance(outside, float) or rel <= 0 \
+            or outside < max(share * rel, least):
+        return None
+    return (f"weak_segments: outside its worst segment ({top.get('segment')}) the candidate still lost "
+            f"+{outside:.0%} to the champion on {overall.get('outside_top_rows')} rows (overall +{rel:.0%}): "
+            "the drop is not confined to the segment")
+
+
 def uniform_drop(report: GateReport) -> str | None:
     """Why the candidate's drop looks uniform across segments (None when it does not)."""
     ws = report.by_name("weak_segments")
@@ -401,12 +418,16 @@ def weigh_model_evidence(report: GateReport, hypotheses: list[Hypothesis],
         if ahead:
             hypotheses.remove(slices)
             hypotheses.insert(min(ahead), slices)
-    elif params and uniform and model:
+    elif params and model and (spread := uniform or drop_beyond_segment(report)):
         target = next((h for h in model if h.gate == "champion"), model[0])
         change = "; ".join(f"{c.what} {c.before} → {c.after}" for c in params)
-        target.cause = (f"the model's parameters changed ({change}) and the candidate got worse about "
-                        "equally everywhere: a training-configuration change, not a segment or data problem")
-        target.evidence.insert(1, uniform)
+        target.cause = (f"the model's parameters changed ({change}) and the candidate got worse "
+                        + ("about equally everywhere" if uniform else "beyond its worst segment too")
+                        + ": a training-configuration change, not a segment or data problem")
+        target.evidence.insert(1, spread)
+        segments = next((h for h in model if h.gate == "weak_segments"), None)
+        if segments is not None and not uniform:
+            segments.against.append(spread)
         target.next_check = ("Revert or justify the parameter change (gates compare RUN_A RUN_B shows both "
                              "runs' params); rerun with the champion's parameters to confirm.")
         position = hypotheses.index(model[0])

@@ -156,8 +156,9 @@ def weak_segments(test: pd.DataFrame, y: np.ndarray, scores: np.ndarray, champio
     overall_h = float(champ.mean()) if champ is not None and len(champ) else float("nan")
     overall_rel = (overall_c - overall_h) / max(overall_h, EPS) if champ is not None else float("nan")
     records = []
+    members: list[tuple[tuple[str, ...], int]] = []  # per record: its features and its rows' code
 
-    def add(codes: np.ndarray, size: int, label_of, depth: int) -> None:
+    def add(codes: np.ndarray, size: int, label_of, depth: int, names: tuple[str, ...]) -> None:
         support = np.bincount(codes, minlength=size)
         keep = np.flatnonzero(support >= min_support)
         if not len(keep):
@@ -167,14 +168,16 @@ def weak_segments(test: pd.DataFrame, y: np.ndarray, scores: np.ndarray, champio
              if champ is not None else np.full(len(keep), np.nan))
         for i, code in enumerate(keep):
             records.append((label_of(int(code)), depth, int(support[code]), c[i], h[i]))
+            members.append((names, int(code)))
 
     for f, (codes, labels) in coded.items():
-        add(codes, len(labels), lambda code, labels=labels: labels[code], 1)
+        add(codes, len(labels), lambda code, labels=labels: labels[code], 1, (f,))
     if pairs:
         for (f1, (c1, l1)), (f2, (c2, l2)) in itertools.combinations(coded.items(), 2):
             width = len(l2)
             add(c1 * width + c2, len(l1) * width,
-                lambda code, l1=l1, l2=l2, width=width: f"{l1[code // width]} & {l2[code % width]}", 2)
+                lambda code, l1=l1, l2=l2, width=width: f"{l1[code // width]} & {l2[code % width]}", 2,
+                (f1, f2))
     table = pd.DataFrame(records, columns=["segment", "features", "support", "candidate_loss", "champion_loss"])
     table["lift"] = table["candidate_loss"] / max(overall_c, EPS)
     table["relative_increase"] = (table["candidate_loss"] - table["champion_loss"]) / np.maximum(
@@ -182,14 +185,37 @@ def weak_segments(test: pd.DataFrame, y: np.ndarray, scores: np.ndarray, champio
     overall_diff = overall_c - overall_h
     table["excess"] = ((table["candidate_loss"] - table["champion_loss"]) - overall_diff) / max(overall_h, EPS)
     by = "excess" if champ is not None else "lift"
-    table = table.sort_values(by, ascending=False, kind="stable").reset_index(drop=True)
+    table = table.sort_values(by, ascending=False, kind="stable")
+    outside = {}
+    if champ is not None and len(table):
+        names, code = members[table.index[0]]
+        outside = _outside_top(_codes_of(coded, names), code, cand, champ)
+    table = table.reset_index(drop=True)
     single = table[table["features"] == 1]
     uniform = bool(champ is not None and len(single) and overall_rel > 0
                    and (single["relative_increase"] > 0).mean() >= 0.8
                    and table["excess"].iloc[0] < uniform_excess)
     return SegmentSearch(segments=table, overall={"candidate_loss": overall_c, "champion_loss": overall_h,
-                                                  "relative_increase": overall_rel},
+                                                  "relative_increase": overall_rel, **outside},
                          sample_rows=len(rows), searched=len(table), uniform=uniform)
+
+
+def _codes_of(coded: dict[str, tuple[np.ndarray, list[str]]], names: tuple[str, ...]) -> np.ndarray:
+    """The segment codes of one feature or pair, as the search numbered them."""
+    if len(names) == 1:
+        return coded[names[0]][0]
+    (c1, _), (c2, l2) = coded[names[0]], coded[names[1]]
+    return c1 * len(l2) + c2
+
+
+def _outside_top(codes: np.ndarray, code: int, cand: np.ndarray, champ: np.ndarray) -> dict[str, float]:
+    """The candidate against the champion on the rows outside the top segment: a drop that stays
+    there is not confined to the segment (a worse model with a worst part, not one broken part)."""
+    rest = codes != code
+    if not rest.any():
+        return {}
+    c, h = float(cand[rest].mean()), float(champ[rest].mean())
+    return {"outside_top_rows": int(rest.sum()), "outside_top_relative_increase": (c - h) / max(h, EPS)}
 
 
 # --------------------------------------------------------------------------- confidence

@@ -117,6 +117,33 @@ def test_uniform_drop_with_a_parameter_change_names_the_parameter_change_first()
     assert "parameters changed" in d.root_cause
 
 
+def _segment_report(outside: float, overall: float = 0.30):
+    return GateReport(results=[
+        _r("drift", Family.DATA, Status.PASS),
+        _r("champion", Family.MODEL, Status.FAIL, summary="roc_auc 0.7575 vs champion v1 0.8434"),
+        _r("weak_segments", Family.MODEL, Status.FAIL, summary="segment 4 <= weekday < 5: loss 0.39 vs champion 0.18",
+           segments=[{"segment": "4 <= weekday < 5", "excess": 1.08, "relative_increase": 1.16}],
+           overall={"relative_increase": overall, "outside_top_rows": 1224,
+                    "outside_top_relative_increase": outside}),
+    ])
+
+
+def test_a_parameter_change_whose_drop_goes_beyond_the_worst_segment_names_the_parameters_first():
+    """Births, summer: max_bins=2 hurts Fridays most (+116 %) but the other 1224 rows lost +13 %
+    too (0.43 of the overall +30 %): a training-configuration change, not one broken segment.
+    A planted broken segment leaves +1 % outside it: the segment stays the cause."""
+    changes = [Change(what="param model.params", before='{"max_bins": 255}', after='{"max_bins": 2}')]
+    d = diagnose(_segment_report(outside=0.13), changes)
+    top = d.hypotheses[0]
+    assert top.gate == "champion" and "beyond its worst segment" in top.cause and "max_bins" in top.cause
+    assert any("outside its worst segment" in e and "+13%" in e for e in top.evidence)
+    segments = next(h for h in d.hypotheses if h.gate == "weak_segments")
+    assert any("not confined" in a for a in segments.against)
+    confined = diagnose(_segment_report(outside=0.01), changes)
+    assert confined.hypotheses[0].gate == "weak_segments"
+    assert diagnose(_segment_report(outside=0.13)).hypotheses[0].gate == "weak_segments"  # no change: a segment
+
+
 def test_a_real_slice_collapse_without_a_parameter_change_stays_a_slice_collapse():
     table = _uniform_slices(0.0)
     table["region=west"]["regression"] = 0.2
