@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import shutil
 import tempfile
@@ -76,6 +77,19 @@ class RunSummary(BaseModel):
 
 
 # --------------------------------------------------------------------------- tasks
+
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a task that returned a Failed state (a blocked gate) with exc_info=True, and
+    there is no exception: the log read "NoneType: None" under the block. Drop that empty part."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
 
 
 @task(name="gate", task_run_name="gate-{name}", cache_policy=NO_CACHE, retries=0)

@@ -115,6 +115,9 @@ def test_cli_blocked_run_exits_nonzero(make_config, data_dir, tmp_path):
          "--run-date", RUN_DATE.isoformat()], capture_output=True, text=True, timeout=600, env=harness_env())
     assert done.returncode == 1, done.stdout + done.stderr
     assert "blocked" in done.stdout.lower()
+    logs = done.stdout + done.stderr
+    assert "Task run failed with state: Blocked" in logs  # the blocked gate's task is red, said once
+    assert "NoneType: None" not in logs  # without an empty traceback under it
 
 
 def test_crashing_gate_reports_error_and_blocks():
