@@ -313,7 +313,7 @@ def scenarios(
     from rich.table import Table
 
     from gates.faults import FAULTS
-    from gates.scenarios import ChampionCache, as_row, run_scenario
+    from gates.scenarios import ChampionCache, ScenarioResult, as_row, run_scenario
 
     cfg = _load(config)
     raw = yaml.safe_load(Path(config).read_text())
@@ -330,7 +330,11 @@ def scenarios(
     for col in ("fault", "expected gate", "blocked by", "top cause", "size / margin", "seconds", "ok"):
         table.add_column(col, overflow="fold")
     for name in names:
-        res = run_scenario(name, raw, Path(cfg.data.path), root / name, day, champions=champions)
+        try:
+            res = run_scenario(name, raw, Path(cfg.data.path), root / name, day, champions=champions)
+        except Exception as exc:  # noqa: BLE001 - a fault that cannot be planted is a failed row, not a crash
+            res = ScenarioResult(fault=name, expected_gate=FAULTS[name].expected_gate, verdict="error",
+                                 top_cause=f"could not plant or run the fault: {type(exc).__name__}: {exc}")
         results.append(res)
         table.add_row(name, res.expected_gate, ", ".join(res.blocked_by) or "-", _short(res.top_cause),
                       escape("\n".join(x for x in (res.size, res.margin[:160]) if x)),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.pipeline import Pipeline
@@ -701,9 +702,15 @@ def preprocessing_skew(target: FaultTarget) -> None:
        "five trees cannot climb back, so it predicts no positive at all (f1 = 0) while its ROC AUC "
        "still looks plausible.")
 def class_never_predicted(target: FaultTarget) -> None:
-    values = target.sample()[target.config["data"]["target"]].dropna().unique()
+    label = target.config["data"]["target"]
+    values = target.sample()[label].dropna().unique()
+    for day in reversed(target.window()):  # a quiet day may hold one class: look further back
+        if len(values) >= 2:
+            break
+        for path in target.files(day):
+            values = pd.unique(np.concatenate([values, target.read(path)[label].dropna().unique()]))
     if len(values) < 2:
-        raise ValueError("class_never_predicted needs both classes in the newest partition")
+        raise ValueError("class_never_predicted needs both classes in the window")
     negative, positive = (v.item() if hasattr(v, "item") else v for v in (min(values), max(values)))
     _set_params(target, max_iter=5, class_weight={negative: 1.0, positive: 1e-4})
 

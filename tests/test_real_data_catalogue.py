@@ -22,6 +22,7 @@ from gates.scenarios import CHAMPION_LEAD_DAYS, NOT_APPLICABLE, run_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_DATE = dt.date(1986, 7, 1)
+WINTER = dt.date(1987, 1, 5)
 SHIPPED = yaml.safe_load((REPO / "configs" / "births.yaml").read_text())
 WINDOW_DAYS = SHIPPED["data"]["window_days"]
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.xdist_group("births")
 def births(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("births") / "births"
     write_births(root, RUN_DATE - dt.timedelta(days=WINDOW_DAYS + CHAMPION_LEAD_DAYS + 2),
-                 RUN_DATE - dt.timedelta(days=1))
+                 WINTER - dt.timedelta(days=1))
     return root
 
 
@@ -43,10 +44,17 @@ def _births_config() -> dict:
     return raw
 
 
-@pytest.mark.parametrize("fault_name", ["duplicated_rows", "class_never_predicted", "below_baseline",
-                                        "weak_segment"])
-def test_fault_written_for_the_demo_also_blocks_on_births(fault_name, births, champions, tmp_path):
-    result = run_scenario(fault_name, _births_config(), births, tmp_path / "work", RUN_DATE, champions=champions)
+@pytest.mark.parametrize("fault_name, run_date", [
+    ("duplicated_rows", RUN_DATE), ("class_never_predicted", RUN_DATE), ("below_baseline", RUN_DATE),
+    ("weak_segment", RUN_DATE),
+    # the summer and winter misses of the 180-day pipeline (README): a coarse model's drop beyond
+    # its worst segment, a one-sided confident-wrong jump, a stump against winter's baseline
+    ("regressed_hyperparameters", RUN_DATE), ("label_noise", WINTER),
+    pytest.param("below_baseline", WINTER, marks=pytest.mark.extended),
+    pytest.param("weak_segment", WINTER, marks=pytest.mark.extended),
+])
+def test_fault_written_for_the_demo_also_blocks_on_births(fault_name, run_date, births, champions, tmp_path):
+    result = run_scenario(fault_name, _births_config(), births, tmp_path / "work", run_date, champions=champions)
     assert result.verdict == "blocked", f"{fault_name}: not blocked ({result.margin=}, {result.warnings=})"
     assert FAULTS[fault_name].expected_gate in result.blocked_by, result
     assert result.top_cause_gate == FAULTS[fault_name].expected_gate, result
