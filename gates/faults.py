@@ -345,7 +345,7 @@ def regressed_hyperparameters(target: FaultTarget) -> None:
 
 @fault("below_baseline",
        description="A smoke-test config shipped (max_iter=2, learning_rate=1.0; where that still "
-       "beats the baseline on the data at hand, fewer or smaller trees): the candidate is no better "
+       "beats the baseline on the data at hand, fewer or smaller trees, at last one stump on 2-bin histograms): the candidate is no better "
        "than the simple logistic-regression baseline (it still predicts both classes); sized "
        "against the paired-bootstrap noise of the comparison on the run's test rows.")
 def below_baseline(target: FaultTarget) -> None:
