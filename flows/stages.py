@@ -18,7 +18,7 @@ from typing import Any
 from gates import evidence_gates, model_integrity, reference, registry
 from gates import progress as events
 from gates.artifact_gates import LoadProbes, WarmInterpreter, preload_modules
-from gates.config import import_object
+from gates.config import PipelineConfig, import_object
 from gates.context import RunContext
 from gates.evaluation import evaluate, evaluate_champion
 from gates.export import export_model
@@ -95,7 +95,7 @@ def export_step(ctx: RunContext) -> None:
         ctx.probes.start()  # one fresh interpreter, overlapping the gates that come first
 
 
-def probes_enabled(cfg) -> bool:
+def probes_enabled(cfg: PipelineConfig) -> bool:
     return cfg.gates.artifact_loads.enabled or cfg.gates.library_versions.enabled
 
 

@@ -499,7 +499,7 @@ def season_coverage(split: Split, cfg: PipelineConfig, min_share: float = 0.05) 
     warnings, measured = [], {}
     for col in cfg.data.features.numeric:
         train, test = split.train[col], split.test[col]
-        if len(test) == 0 or cyclic_domain(col, pd.concat([train, test], ignore_index=True)) is None:
+        if len(test) == 0 or cyclic_domain(col, train, test) is None:
             continue
         unseen_mask = ~test.isin(pd.unique(train.dropna()))
         share = float(unseen_mask.mean())

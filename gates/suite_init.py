@@ -57,15 +57,14 @@ CYCLIC_DOMAINS = {"month": (1, 12), "hour": (0, 23), "minute": (0, 59), "weekday
                   "quarter": (1, 4), "day": (1, 31), "day_of_month": (1, 31)}
 
 
-def cyclic_domain(column: str, values: pd.Series) -> tuple[int, int] | None:
-    """The full domain of a calendar column, by name and integer values (weekday 1..7 allowed)."""
-    if not pd.api.types.is_integer_dtype(values):
+def cyclic_domain(column: str, *values: pd.Series) -> tuple[int, int] | None:
+    """The full domain of a calendar column, by name and integer values (weekday 1..7 allowed);
+    several series (e.g. a train and a test split) are judged together, without concatenating."""
+    domain = CYCLIC_DOMAINS.get(column.lower().rsplit(".", 1)[-1])
+    present = [v for v in values if len(v)]
+    if domain is None or not present or not all(pd.api.types.is_integer_dtype(v) for v in present):
         return None
-    key = column.lower().rsplit(".", 1)[-1]
-    domain = CYCLIC_DOMAINS.get(key)
-    if domain is None:
-        return None
-    lo, hi = int(values.min()), int(values.max())
+    lo, hi = min(int(v.min()) for v in present), max(int(v.max()) for v in present)
     if domain == (0, 6) and hi == 7:
         domain = (1, 7)
     return domain if domain[0] <= lo and hi <= domain[1] else None
