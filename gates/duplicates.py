@@ -61,12 +61,14 @@ def _judge_hashes(hashes: np.ndarray, part: np.ndarray, days: list[dt.date], row
                   ) -> tuple[dict[dt.date, int], dict[dt.date, int], dict[dt.date, pd.DataFrame]]:
     """Counts and samples from row hashes with each row's partition number (rows in partition
     order); `rows_of(k, rows)` gives partition k's rows at those positions within it."""
+    candidates = _repeated_hash_rows(hashes)
+    hashes, part_of = hashes[candidates], part[candidates]
     codes = pd.factorize(hashes)[0].astype("int64")  # one hash table; then integer keys
-    within = pd.Series(codes * len(days) + part).duplicated().to_numpy()  # same (row, partition)
+    within = pd.Series(codes * len(days) + part_of).duplicated().to_numpy()  # same (row, partition)
     across = ~within & pd.Series(codes).duplicated().to_numpy()  # first seen in an earlier partition
-    inside = np.bincount(part[within], minlength=len(days))
-    earlier = np.bincount(part[across], minlength=len(days))
-    repeated = np.flatnonzero(within | across)
+    inside = np.bincount(part_of[within], minlength=len(days))
+    earlier = np.bincount(part_of[across], minlength=len(days))
+    repeated = candidates[within | across]
     starts = np.searchsorted(part, np.arange(len(days)))
     samples = {}
     for k in np.unique(part[repeated]):
@@ -74,6 +76,18 @@ def _judge_hashes(hashes: np.ndarray, part: np.ndarray, days: list[dt.date], row
         samples[days[k]] = rows_of(k, first - starts[k])
     return ({days[k]: int(v) for k, v in enumerate(inside) if v},
             {days[k]: int(v) for k, v in enumerate(earlier) if v}, samples)
+
+
+def _repeated_hash_rows(hashes: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the rows whose hash occurs more than once. A hash table over
+    every row is a cache miss per row (2.2 s at 10M rows); a vectorised sort finds the repeated
+    values (0.1 s), and a table of those few values picks their rows out."""
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(repeated):
+        return np.empty(0, dtype="int64")
+    repeated = repeated[np.r_[True, repeated[1:] != repeated[:-1]]]
+    return np.flatnonzero(pd.Series(hashes).isin(repeated).to_numpy())
 
 
 def duplicate_counts(frames: dict[dt.date, pd.DataFrame], columns: list[str] | None = None

@@ -91,3 +91,26 @@ def test_row_hashes_tell_equal_rows_and_are_reused_when_given(frame_and_config):
                                   without_time[split.test_positions])
     fresh = split_data(frame.iloc[:-1], cfg, RUN_DATE, row_hashes=hashes)  # other rows: not reused
     assert fresh.row_hashes is not hashes and fresh.row_hashes.frame is not hashes.frame
+
+
+def test_row_hashes_block_mix_is_pandas_hash_and_equal_floats_hash_equal():
+    """The in-cache block hash of numeric columns is bit for bit pandas' hash (NaN payloads and
+    -0.0 canonicalised), so equal rows stay equal whichever path hashed a column."""
+    from gates.row_hashes import RowHashes, _weight
+
+    rng = np.random.default_rng(3)
+    n = 70_001  # more than one block of rows
+    frame = pd.DataFrame({
+        "f": np.r_[[-0.0, 0.0, np.nan, -np.nan], rng.normal(size=n - 4)],
+        "i": rng.integers(-5, 5, n), "i32": rng.integers(0, 3, n).astype("int32"),
+        "b": rng.random(n) > 0.5, "t": pd.to_datetime(rng.integers(0, 10**15, n), unit="us"),
+        "f32": rng.random(n).astype("float32"), "s": rng.choice(["x", "y"], n),
+        "n": pd.array(rng.integers(0, 5, n), dtype="Int64")})
+    expected = np.zeros(n, dtype="uint64")
+    with np.errstate(over="ignore"):
+        for name in frame.columns:
+            expected += pd.util.hash_pandas_object(frame[name], index=False).to_numpy() * _weight(name)
+    hashes = RowHashes(frame)
+    np.testing.assert_array_equal(hashes.rows(list(frame.columns)), expected)
+    floats = hashes.rows(["f"])
+    assert floats[0] == floats[1] and floats[2] == floats[3] and floats[0] != floats[2]
