@@ -86,7 +86,6 @@ def _repeated_hash_rows(hashes: np.ndarray) -> np.ndarray:
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if not len(repeated):
         return np.empty(0, dtype="int64")
-    repeated = repeated[np.r_[True, repeated[1:] != repeated[:-1]]]
     return np.flatnonzero(pd.Series(hashes).isin(repeated).to_numpy())
 
 

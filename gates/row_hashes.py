@@ -50,7 +50,8 @@ class RowHashes:
         add = np.add if sign > 0 else np.subtract
         raw, other = [], []
         for name in names:
-            values = self.frame[name].to_numpy() if isinstance(self.frame[name].dtype, np.dtype) else None
+            column = self.frame[name]
+            values = column.to_numpy() if isinstance(column.dtype, np.dtype) else None
             (raw if values is not None and values.dtype.kind in "biufmM" and values.dtype.itemsize <= 8
              else other).append((name, values))
         self.columns_hashed += len(names)
@@ -94,15 +95,21 @@ _MIX = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27), np.uint64(0
 def _as_u8(values: np.ndarray) -> np.ndarray:
     """The column's bits as uint64, as pandas hashes them: 8-byte values viewed, narrower ones
     (bool, int32, float32) widened."""
-    if values.dtype.itemsize == 8 and values.dtype.kind != "b":
-        return values.view("u8")
-    return values.view(f"u{values.dtype.itemsize}") if values.dtype.kind != "b" else values
+    return values if values.dtype.kind == "b" else values.view(f"u{values.dtype.itemsize}")
+
+
+def _float_bits(dtype: np.dtype) -> tuple[np.uint64, np.uint64]:
+    """The bits pandas hashes for every NaN, and the bits of -0.0 (hashed as 0.0), widened."""
+    uint = f"u{dtype.itemsize}"
+    return (np.array(np.nan, dtype).view(uint).astype("u8")[()],
+            np.array(-0.0, dtype).view(uint).astype("u8")[()])
 
 
 def _add_mixed(out: np.ndarray, columns: list[tuple[np.ndarray, np.uint64]], add) -> None:
     """out = add(out, weight * mix(bits)) for every (values, weight), a block of rows at a time."""
     s1, m1, s2, m2, s3 = _MIX
     bits = [_as_u8(values) for values, _ in columns]
+    canonical = [_float_bits(values.dtype) if values.dtype.kind == "f" else None for values, _ in columns]
     mixed, scratch = np.empty(_BLOCK, "u8"), np.empty(_BLOCK, "u8")
     flags = np.empty(_BLOCK, bool)
     with np.errstate(over="ignore"):
@@ -110,13 +117,13 @@ def _add_mixed(out: np.ndarray, columns: list[tuple[np.ndarray, np.uint64]], add
             stop = min(len(out), start + _BLOCK)
             x, t, acc = mixed[:stop - start], scratch[:stop - start], out[start:stop]
             flag = flags[:stop - start]
-            for column, (values, weight) in zip(bits, columns):
+            for column, (values, weight), floats in zip(bits, columns, canonical):
                 x[:] = column[start:stop]  # widened to uint64 when narrower
-                if values.dtype.kind == "f":  # equal floats hash equal: one NaN, and -0.0 is 0.0
-                    uint = f"u{values.dtype.itemsize}"
+                if floats is not None:  # equal floats hash equal: one NaN, and -0.0 is 0.0
+                    nan, negative_zero = floats
                     np.isnan(values[start:stop], out=flag)
-                    np.copyto(x, np.array(np.nan, values.dtype).view(uint).astype("u8"), where=flag)
-                    np.equal(x, np.array(-0.0, values.dtype).view(uint).astype("u8"), out=flag)
+                    np.copyto(x, nan, where=flag)
+                    np.equal(x, negative_zero, out=flag)
                     np.copyto(x, np.uint64(0), where=flag)
                 np.right_shift(x, s1, out=t)
                 np.bitwise_xor(x, t, out=x)
