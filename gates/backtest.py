@@ -72,7 +72,8 @@ class ContractMemo:
         for day in new:
             self.failures[day] = done.failures.get(day, [])
         window = {d.isoformat(): self.failures[d.isoformat()] for d in days if self.failures[d.isoformat()]}
-        outcome = WindowValidation(window, done.expectations_evaluated, done.ge_calls, done.ge_seconds)
+        outcome = WindowValidation(window, done.expectations_evaluated, done.ge_calls, done.ge_seconds,
+                                   ge_reruns=done.ge_reruns)
         return data_gates.contract_result(outcome, days, cfg, settings)
 
 

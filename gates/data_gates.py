@@ -324,7 +324,7 @@ def contract_result(outcome: WindowValidation, days: list[dt.date], cfg: Pipelin
         failures=failures,
         measured={"partitions_validated": len(days), "partitions_failed": len(broken),
                   "expectations_evaluated": outcome.expectations_evaluated,
-                  "ge_calls": outcome.ge_calls, "ge_seconds": round(outcome.ge_seconds, 4)},
+                  "ge_calls": outcome.ge_calls, "ge_reruns": outcome.ge_reruns, "ge_seconds": round(outcome.ge_seconds, 4)},
         threshold={"suite": str(cfg.expectations)},
         hint=CONTRACT.hint,
         ok_summary=f"suite {cfg.expectations.name}: {len(days)} partitions conform",
