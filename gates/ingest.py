@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -176,6 +177,17 @@ def discover(root: Path, key: str, fmt: DataFormat,
     return found
 
 
+def read_raw(path: Path, fmt: DataFormat) -> bytes | pa.Buffer:
+    """A data file's bytes. Parquet's are read into Arrow's allocator, which decodes them next and
+    reuses the memory (as Python bytes, the C allocator kept ~0.1 GB of them at 10M rows)."""
+    if fmt is not DataFormat.PARQUET:
+        return path.read_bytes()
+    with open(path, "rb") as handle:  # Python's open: its errors name the cause (a symlink loop)
+        buffer = pa.allocate_buffer(os.fstat(handle.fileno()).st_size)
+        got = handle.readinto(memoryview(buffer))
+    return buffer if got == buffer.size else buffer.slice(0, got)  # cut while read: the PAR1 check names it
+
+
 def read_file(path: Path, fmt: DataFormat) -> pd.DataFrame:
     return parse_bytes(path.read_bytes(), fmt)
 
@@ -185,16 +197,18 @@ def parse_bytes(raw: bytes, fmt: DataFormat) -> pd.DataFrame:
     return parse_table(raw, fmt).to_pandas()
 
 
-def parse_table(raw: bytes, fmt: DataFormat) -> pa.Table:
+def parse_table(raw: bytes | pa.Buffer, fmt: DataFormat) -> pa.Table:
     """One data file as an Arrow table, strictly (see parse_bytes)."""
-    if not raw:
+    if not len(raw):
         raise UnreadableFile("empty file (0 bytes)")
     if fmt is DataFormat.PARQUET:
-        if raw[:4] != b"PAR1" or raw[-4:] != b"PAR1":
+        magic = memoryview(raw)
+        if magic[:4] != b"PAR1" or magic[-4:] != b"PAR1":
             raise UnreadableFile("not a parquet file (no PAR1 magic bytes at its start and end: "
                                  "truncated, or another format)")
         table = pq.read_table(pa.BufferReader(raw))
     else:
+        raw = raw.to_pybytes() if isinstance(raw, pa.Buffer) else raw
         if not raw.endswith(b"\n"):
             raise UnreadableFile("the last line is not terminated by a newline (the file was cut "
                                  "mid-line?)")
@@ -316,8 +330,26 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def use_returning_allocator() -> str:
+    """Arrow's memory from jemalloc set to hand freed pages back at once; returns the pool's name.
+
+    Arrow's default, mimalloc, commits its arenas eagerly and keeps what is freed: at 10M rows the
+    process held 1.4 GB beyond the 1.84 GB window while ingest decoded and converted it (a peak of
+    2x the frame). jemalloc returning at once holds the window plus ~0.1 GB, at the same speed.
+    Left alone when the user chose a pool (ARROW_DEFAULT_MEMORY_POOL) or Arrow has no jemalloc."""
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        try:
+            if pa.default_memory_pool().backend_name != "jemalloc":
+                pa.set_memory_pool(pa.jemalloc_memory_pool())
+            pa.jemalloc_set_decay_ms(0)
+        except NotImplementedError:  # a pyarrow built without jemalloc
+            pass
+    return pa.default_memory_pool().backend_name
+
+
 def ingest(cfg: PipelineConfig, run_date: dt.date, workers: int | None = None) -> Ingested:
     """Read every file of the window's partitions in parallel; record unreadable files."""
+    use_returning_allocator()
     data = cfg.data
     expected = expected_partitions(run_date, data.window_days, data.cadence)
     bad: dict[Path, str] = {}
@@ -331,7 +363,7 @@ def ingest(cfg: PipelineConfig, run_date: dt.date, workers: int | None = None) -
     def load(job: tuple[dt.date, Path]) -> tuple[dt.date, Path, pa.Table | None, str | None, str]:
         day, path = job
         try:
-            raw = path.read_bytes()  # one read: hashed, then parsed from memory
+            raw = read_raw(path, data.format)  # one read: hashed, then parsed from memory
             return day, path, parse_table(raw, data.format), None, hashlib.sha256(raw).hexdigest()
         except UnreadableFile as exc:
             return day, path, None, str(exc), ""
