@@ -334,9 +334,9 @@ def use_returning_allocator() -> str:
     """Arrow's memory from jemalloc set to hand freed pages back at once; returns the pool's name.
 
     Arrow's default, mimalloc, commits its arenas eagerly and keeps what is freed: at 10M rows the
-    process held 1.4 GB beyond the 1.84 GB window while ingest decoded and converted it (a peak of
-    2x the frame). jemalloc returning at once holds the window plus ~0.1 GB, at the same speed.
-    Left alone when the user chose a pool (ARROW_DEFAULT_MEMORY_POOL) or Arrow has no jemalloc."""
+    process held 1.4-1.7 GB beyond the 1.84 GB window while ingest decoded and converted it.
+    jemalloc returning at once holds the window plus ~0.1 GB; ingest there took 2.4 s with it and
+    1.3-2.3 s without (three runs each, noisy: the madvise calls cost a little). Left alone when the user chose a pool (ARROW_DEFAULT_MEMORY_POOL) or Arrow has no jemalloc."""
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         try:
             if pa.default_memory_pool().backend_name != "jemalloc":
