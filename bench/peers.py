@@ -37,6 +37,7 @@ SHIFTED, SHIFT_SD = "x0", 0.3
 VENV = REPO / ".bench-peers"
 LOCK = REPO / "bench" / "peers.lock"
 RUNNER = REPO / "bench" / "peer_runner.py"
+OURS = "ours (data + leakage gates)"  # our row's name in a case (bench/goals.py finds it by it)
 TIMEOUT = int(os.environ.get("PEERS_TIMEOUT", "1500"))  # seconds per peer job
 PEER_ENV = {"DISABLE_DEEPCHECKS_ANONYMOUS_TELEMETRY": "True", "DO_NOT_TRACK": "1",
             "EVIDENTLY_DISABLE_TELEMETRY": "1", "PYTHONWARNINGS": "ignore"}
@@ -197,7 +198,7 @@ def _peer_rows(size: str, case: str, mine: dict, peers: dict, load: str) -> list
     """One row per peer tool: its seconds, ours ÷ its, both verdicts (flagged or not)."""
     base = {"section": "peers", "rows": mine["rows"], "test_rows": mine["test_rows"], "load_avg": load}
     ours_flag = mine["verdict"] != "pass"
-    rows = [{**base, "case": f"{size} {case}: ours (data + leakage gates)", "seconds": round(mine["seconds"], 3),
+    rows = [{**base, "case": f"{size} {case}: {OURS}", "seconds": round(mine["seconds"], 3),
              "verdict": mine["verdict"], "flagged": ",".join(f"{k}={v}" for k, v in mine["flagged"].items()) or "-",
              "note": f"profile {mine['profile']:.2f} s + data {mine['data']:.2f} s + leakage {mine['leakage']:.2f} s"
                      f" (split {mine['split']:.2f} s not counted); {mine['drift']}"}]
